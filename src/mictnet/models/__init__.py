@@ -1,0 +1,26 @@
+"""Models: MiCT-ResNets, 3D-ResNet and 2D-ResNet baselines, ImageNet weight transfer."""
+
+from .config import MiCTConfig, ModelSpec, ResNet2dConfig, ResNet3dConfig
+from .memory_format import to_channels_last
+from .mict import MiCTResNet
+from .registry import build_model, list_models, register_model
+from .resnet2d import ResNet2d
+from .resnet3d import ResNet3d
+from .weights import TransferReport, load_pretrained, transfer_imagenet_weights
+
+__all__ = [
+    "MiCTConfig",
+    "MiCTResNet",
+    "ModelSpec",
+    "ResNet2d",
+    "ResNet2dConfig",
+    "ResNet3d",
+    "ResNet3dConfig",
+    "TransferReport",
+    "build_model",
+    "list_models",
+    "load_pretrained",
+    "register_model",
+    "to_channels_last",
+    "transfer_imagenet_weights",
+]

@@ -1,0 +1,74 @@
+"""Typed configuration of the model families."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+BlockName = Literal["basic", "bottleneck"]
+
+
+@dataclass(frozen=True)
+class MiCTConfig:
+    """MiCT-ResNet: a 2D ResNet with five cross-domain residual 3D convolutions."""
+
+    block: BlockName = "basic"
+    layers: tuple[int, int, int, int] = (2, 2, 2, 2)
+    num_classes: int = 101
+    temporal_stride: Literal[4, 16] = 16
+    first_kernel_depth: Literal[3, 5, 7] = 7
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.temporal_stride not in (4, 16):
+            raise ValueError(f"temporal_stride must be 4 or 16, got {self.temporal_stride}")
+        if self.first_kernel_depth not in (3, 5, 7):
+            raise ValueError(f"first_kernel_depth must be 3, 5 or 7, got {self.first_kernel_depth}")
+        _check_common(self.num_classes, self.dropout)
+
+    @property
+    def stage_temporal_strides(self) -> tuple[int, int, int, int]:
+        """Temporal stride of the 2D path of stages 1-4 (the entrance adds a factor 2)."""
+        return (1, 2, 2, 2) if self.temporal_stride == 16 else (1, 1, 2, 1)
+
+
+@dataclass(frozen=True)
+class ResNet3dConfig:
+    """3D-ResNet baseline (Hara et al.): every convolution is 3D."""
+
+    block: BlockName = "basic"
+    layers: tuple[int, int, int, int] = (2, 2, 2, 2)
+    num_classes: int = 101
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check_common(self.num_classes, self.dropout)
+
+
+@dataclass(frozen=True)
+class ResNet2dConfig:
+    """2D ResNet applied to every frame, logits averaged over time (no motion)."""
+
+    block: BlockName = "basic"
+    layers: tuple[int, int, int, int] = (2, 2, 2, 2)
+    num_classes: int = 101
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check_common(self.num_classes, self.dropout)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What is needed to rebuild a model: its registered name, class count and options."""
+
+    name: str
+    num_classes: int
+    options: dict = field(default_factory=dict)
+
+
+def _check_common(num_classes: int, dropout: float) -> None:
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be positive, got {num_classes}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")

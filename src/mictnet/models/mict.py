@@ -1,0 +1,132 @@
+"""MiCT-ResNet (Zhou et al., CVPR 2018): 2D ResNet stages with cross-domain residual 3D convs.
+
+Each of the five MiCT blocks runs a 3D convolution beside a 2D part and sums the two outputs,
+so the 3D branch only learns the residual motion the 2D part cannot see. 3D convolutions see the
+current frame and the next ``k-1`` (zero padding after the clip's end only), which keeps the 3D
+branch aligned with the 2D part that runs on every ``s``-th frame.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .blocks import BasicBlock, Bottleneck, max_pool3d_separable, to_4d, to_5d
+from .config import MiCTConfig
+from .init import init_weights
+
+_BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {
+    "basic": BasicBlock,
+    "bottleneck": Bottleneck,
+}
+
+
+class CausalConv3dBranch(nn.Module):
+    """3D convolution + BN + ReLU, padded only after the clip's end in time."""
+
+    def __init__(
+        self, inplanes: int, planes: int, kernel: tuple[int, int, int], stride: tuple[int, int, int]
+    ) -> None:
+        super().__init__()
+        self.time_pad = kernel[0] - 1
+        spatial_pad = (0, kernel[1] // 2, kernel[2] // 2)
+        self.conv = nn.Conv3d(inplanes, planes, kernel, stride, padding=spatial_pad, bias=False)
+        self.bn = nn.BatchNorm3d(planes)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.pad(x, (0, 0, 0, 0, 0, self.time_pad))
+        return self.relu(self.bn(self.conv(x)))
+
+
+class MiCTStem(nn.Module):
+    """Entrance: 7×7 2D conv + max-pool on every 2nd frame beside a k×7×7 3D conv + 3D max-pool."""
+
+    def __init__(self, kernel_depth: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.mict3d = CausalConv3dBranch(3, 64, (kernel_depth, 7, 7), (1, 2, 2))
+
+    def forward(self, x: Tensor) -> Tensor:
+        frames, depth = to_4d(x, 2)
+        out2d = self.maxpool(self.relu(self.bn1(self.conv1(frames))))
+        out3d, _ = to_4d(max_pool3d_separable(self.mict3d(x)))
+        return to_5d(out2d + out3d, depth)
+
+
+class MiCTStage(nn.Module):
+    """A ResNet stage whose first 2D block has a 3×3×3 3D convolution beside it.
+
+    The 2D blocks are registered as ``0, 1, ...`` so their parameter names match torchvision's
+    ``layerN.i.*`` and ImageNet weights load by name.
+    """
+
+    def __init__(
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        inplanes: int,
+        planes: int,
+        num_blocks: int,
+        spatial_stride: int,
+        temporal_stride: int,
+    ) -> None:
+        super().__init__()
+        outplanes = planes * block.expansion
+        downsample = None
+        if spatial_stride != 1 or inplanes != outplanes:
+            downsample = nn.Sequential(
+                nn.Conv2d(inplanes, outplanes, 1, stride=spatial_stride, bias=False),
+                nn.BatchNorm2d(outplanes),
+            )
+        self.temporal_stride = temporal_stride
+        self.mict3d = CausalConv3dBranch(
+            inplanes, outplanes, (3, 3, 3), (temporal_stride, spatial_stride, spatial_stride)
+        )
+        self.add_module("0", block(inplanes, planes, spatial_stride, downsample))
+        for i in range(1, num_blocks):
+            self.add_module(str(i), block(outplanes, planes))
+        self.num_blocks = num_blocks
+
+    def forward(self, x: Tensor) -> Tensor:
+        frames, depth = to_4d(x, self.temporal_stride)
+        out3d, _ = to_4d(self.mict3d(x))
+        out = getattr(self, "0")(frames) + out3d
+        for i in range(1, self.num_blocks):
+            out = getattr(self, str(i))(out)
+        return to_5d(out, depth)
+
+
+class MiCTResNet(nn.Module):
+    """MiCT-ResNet: input ``N×3×D×H×W``, output logits ``N×num_classes``.
+
+    The classifier runs at every remaining time step and the logits are averaged over time, so a
+    model trained on 16 frames runs on clips of any length.
+    """
+
+    def __init__(self, config: MiCTConfig) -> None:
+        super().__init__()
+        self.config = config
+        block = _BLOCKS[config.block]
+        self.stem = MiCTStem(config.first_kernel_depth)
+        inplanes = 64
+        for i, (planes, blocks, t_stride) in enumerate(
+            zip((64, 128, 256, 512), config.layers, config.stage_temporal_strides, strict=True)
+        ):
+            stage = MiCTStage(block, inplanes, planes, blocks, 1 if i == 0 else 2, t_stride)
+            self.add_module(f"layer{i + 1}", stage)
+            inplanes = planes * block.expansion
+        self.dropout = nn.Dropout3d(config.dropout)
+        self.fc = nn.Linear(inplanes, config.num_classes)
+        init_weights(self)
+
+    def features(self, x: Tensor) -> Tensor:
+        """Feature maps ``N×C×T×h×w`` before the head."""
+        x = self.stem(x)
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.dropout(self.features(x)).mean(dim=(3, 4))  # N×C×T
+        return self.fc(x.transpose(1, 2)).mean(dim=1)
