@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "mictnet.tools.demo",
     "mictnet.tools.models_table",
     "mictnet.tools.data_commands",
+    "mictnet.tools.synth",
     "mictnet.tools.experiments",
     "mictnet.tools.benchmark",
     "mictnet.tools.predict",

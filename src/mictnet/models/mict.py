@@ -39,24 +39,6 @@ class CausalConv3dBranch(nn.Module):
         return self.relu(self.bn(self.conv(x)))
 
 
-class MiCTStem(nn.Module):
-    """Entrance: 7×7 2D conv + max-pool on every 2nd frame beside a k×7×7 3D conv + 3D max-pool."""
-
-    def __init__(self, kernel_depth: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        self.mict3d = CausalConv3dBranch(3, 64, (kernel_depth, 7, 7), (1, 2, 2))
-
-    def forward(self, x: Tensor) -> Tensor:
-        frames, depth = to_4d(x, 2)
-        out2d = self.maxpool(self.relu(self.bn1(self.conv1(frames))))
-        out3d, _ = to_4d(max_pool3d_separable(self.mict3d(x)))
-        return to_5d(out2d + out3d, depth)
-
-
 class MiCTStage(nn.Module):
     """A ResNet stage whose first 2D block has a 3×3×3 3D convolution beside it.
 
@@ -110,7 +92,12 @@ class MiCTResNet(nn.Module):
         super().__init__()
         self.config = config
         block = _BLOCKS[config.block]
-        self.stem = MiCTStem(config.first_kernel_depth)
+        # Entrance MiCT block; the 2D part keeps torchvision's names (conv1, bn1).
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.mict3d = CausalConv3dBranch(3, 64, (config.first_kernel_depth, 7, 7), (1, 2, 2))
         inplanes = 64
         for i, (planes, blocks, t_stride) in enumerate(
             zip((64, 128, 256, 512), config.layers, config.stage_temporal_strides, strict=True)
@@ -121,6 +108,14 @@ class MiCTResNet(nn.Module):
         self.dropout = nn.Dropout3d(config.dropout)
         self.fc = nn.Linear(inplanes, config.num_classes)
         init_weights(self)
+
+    def stem(self, x: Tensor) -> Tensor:
+        """Entrance: 7×7 2D conv + max-pool on every 2nd frame beside a k×7×7 3D conv + 3D
+        max-pool, summed."""
+        frames, depth = to_4d(x, 2)
+        out2d = self.maxpool(self.relu(self.bn1(self.conv1(frames))))
+        out3d, _ = to_4d(max_pool3d_separable(self.mict3d(x)))
+        return to_5d(out2d + out3d, depth)
 
     def features(self, x: Tensor) -> Tensor:
         """Feature maps ``N×C×T×h×w`` before the head."""

@@ -1,0 +1,147 @@
+"""MiCT-ResNet, 3D-ResNet and 2D-ResNet: sizes, shapes, gradients, building blocks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mictnet.models import MiCTResNet, build_model, list_models
+from mictnet.models.blocks import max_pool3d_separable, to_4d, to_5d
+from mictnet.models.mict import CausalConv3dBranch
+
+
+def n_params(model: torch.nn.Module) -> float:
+    return sum(p.numel() for p in model.parameters()) / 1e6
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "published"),
+    [
+        ("mict_resnet18", {}, 16.1),
+        ("mict_resnet18", {"first_kernel_depth": 3}, 16.01),
+        ("mict_resnet18", {"first_kernel_depth": 5}, 16.03),
+        ("mict_resnet34", {}, 26.2),
+        ("resnet3d_18", {}, 33.3),
+    ],
+)
+def test_parameter_counts_match_published_table(name, options, published):
+    assert abs(n_params(build_model(name, num_classes=101, **options)) - published) <= 0.05
+
+
+def test_registry_lists_every_variant_and_rejects_unknowns():
+    assert list_models() == [
+        "mict_resnet18", "mict_resnet34", "mict_resnet50", "mict_resnet101",
+        "resnet3d_18", "resnet3d_34", "resnet3d_50", "resnet2d_18", "resnet2d_50",
+    ]
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("mict_resnet19")
+    with pytest.raises(TypeError, match="no option"):
+        build_model("resnet3d_18", temporal_stride=4)
+    with pytest.raises(ValueError, match="temporal_stride"):
+        build_model("mict_resnet18", temporal_stride=8)
+    with pytest.raises(ValueError, match="first_kernel_depth"):
+        build_model("mict_resnet18", first_kernel_depth=4)
+
+
+def test_build_model_records_spec_without_pretrained():
+    model = build_model("mict_resnet18", num_classes=7, temporal_stride=4, dropout=0.2)
+    assert model.spec.name == "mict_resnet18"
+    assert model.spec.num_classes == 7
+    assert model.spec.options == {"temporal_stride": 4, "dropout": 0.2}
+
+
+@pytest.mark.parametrize("frames", [16, 300])
+@pytest.mark.parametrize("size", [112, 160])
+@pytest.mark.parametrize("temporal_stride", [16, 4])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_mict_output_shapes(frames, size, temporal_stride, batch):
+    # Shapes propagate on the meta device: no compute, every combination stays fast.
+    model = build_model("mict_resnet18", num_classes=101, temporal_stride=temporal_stride)
+    model = model.to("meta").eval()
+    clip = torch.empty(batch, 3, frames, size, size, device="meta")
+    feats = model.features(clip)
+    steps, side = -(-frames // temporal_stride), -(-size // 32)
+    assert feats.shape == (batch, 512, steps, side, side)
+    assert model(clip).shape == (batch, 101)
+
+
+@pytest.mark.parametrize("name", ["resnet3d_18", "resnet2d_18", "mict_resnet50", "resnet3d_50"])
+@pytest.mark.parametrize("frames", [16, 300])
+def test_baseline_output_shapes(name, frames):
+    model = build_model(name, num_classes=51).to("meta").eval()
+    assert model(torch.empty(3, 3, frames, 112, 112, device="meta")).shape == (3, 51)
+
+
+def test_mict_runs_on_real_tensors_any_length():
+    torch.manual_seed(0)
+    model = build_model("mict_resnet18", num_classes=5).eval()
+    with torch.no_grad():
+        for frames in (1, 5, 16, 33):
+            out = model(torch.randn(2, 3, frames, 64, 64))
+            assert out.shape == (2, 5) and torch.isfinite(out).all()
+
+
+def test_head_averages_per_time_step_logits():
+    torch.manual_seed(0)
+    model = build_model("mict_resnet18", num_classes=4, temporal_stride=4).eval()
+    clip = torch.randn(1, 3, 16, 64, 64)
+    with torch.no_grad():
+        feats = model.features(clip).mean(dim=(3, 4))  # 1×C×T
+        per_step = torch.stack([model.fc(feats[:, :, t]) for t in range(feats.shape[2])])
+        torch.testing.assert_close(model(clip), per_step.mean(0))
+
+
+def test_both_branches_of_every_mict_block_get_gradients():
+    torch.manual_seed(0)
+    model = build_model("mict_resnet18", num_classes=3).train()
+    model(torch.randn(2, 3, 16, 64, 64)).sum().backward()
+    assert isinstance(model, MiCTResNet)
+    pairs = [(model.mict3d.conv, model.conv1)] + [
+        (stage.mict3d.conv, getattr(stage, "0").conv1)
+        for stage in (model.layer1, model.layer2, model.layer3, model.layer4)
+    ]
+    for pair in pairs:
+        for conv in pair:
+            assert conv.weight.grad is not None
+            assert conv.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("depth", [1, 2, 5, 8, 16])
+def test_separable_max_pool_equals_max_pool3d(depth):
+    x = torch.randn(2, 4, depth, 9, 10, requires_grad=True)
+    y = x.detach().clone().requires_grad_()
+    expected = F.max_pool3d(x, 3, stride=2, padding=1)
+    got = max_pool3d_separable(y)
+    torch.testing.assert_close(got, expected)
+    expected.sum().backward()
+    got.sum().backward()
+    torch.testing.assert_close(y.grad, x.grad)
+
+
+def test_4d_5d_conversions_round_trip_and_are_views_in_channels_last():
+    x = torch.randn(2, 8, 6, 5, 5)
+    frames, depth = to_4d(x)
+    assert frames.shape == (12, 8, 5, 5) and depth == 6
+    torch.testing.assert_close(frames[7], x[1, :, 1])
+    torch.testing.assert_close(to_5d(frames, depth), x)
+    strided, d2 = to_4d(x, 4)
+    assert d2 == 2
+    torch.testing.assert_close(strided[3], x[1, :, 4])
+    cl = x.contiguous(memory_format=torch.channels_last_3d)
+    frames_cl, _ = to_4d(cl)
+    assert frames_cl.data_ptr() == cl.data_ptr()
+    assert frames_cl.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_mict_3d_convolution_sees_current_and_next_frames_only():
+    torch.manual_seed(0)
+    branch = CausalConv3dBranch(2, 3, (3, 3, 3), (1, 1, 1)).eval()
+    x = torch.randn(1, 2, 8, 6, 6)
+    base = branch(x)
+    assert base.shape[2] == 8
+    x2 = x.clone()
+    x2[:, :, 4] += 1.0
+    changed = (branch(x2) - base).abs().amax(dim=(0, 1, 3, 4)) > 0
+    # Output t covers frames t..t+2, so only outputs 2, 3 and 4 see frame 4.
+    assert changed.tolist() == [False, False, True, True, True, False, False, False]
