@@ -1,0 +1,83 @@
+"""The models under torch.compile, channels-last, bf16 autocast on CPU and ONNX export."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from mictnet.models import build_model, to_channels_last
+
+
+@pytest.fixture(scope="module")
+def mict_and_clip():
+    torch.manual_seed(0)
+    model = build_model("mict_resnet18", num_classes=5).eval()
+    clip = torch.randn(2, 3, 16, 64, 64)
+    with torch.no_grad():
+        reference = model(clip)
+    return model, clip, reference
+
+
+@pytest.mark.parametrize("name", ["mict_resnet18", "resnet3d_18", "resnet2d_18"])
+def test_channels_last_gives_the_same_logits(name):
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=5).eval()
+    clip = torch.randn(2, 3, 16, 64, 64)
+    with torch.no_grad():
+        reference = model(clip)
+        to_channels_last(model)
+        out = model(clip.contiguous(memory_format=torch.channels_last_3d))
+    torch.testing.assert_close(out, reference, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["mict_resnet18", "resnet3d_18"])
+def test_bf16_autocast_on_cpu_is_close_to_fp32(name):
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=5).eval()
+    clip = torch.randn(2, 3, 16, 64, 64)
+    with torch.no_grad():
+        reference = model(clip)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(clip)
+    assert out.dtype == torch.bfloat16
+    scale = reference.abs().max()
+    assert (out.float() - reference).abs().max() < 0.05 * scale + 0.05
+
+
+def test_bf16_training_step_on_cpu():
+    torch.manual_seed(0)
+    model = build_model("mict_resnet18", num_classes=3).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = torch.nn.functional.cross_entropy(
+            model(torch.randn(2, 3, 8, 32, 32)), torch.tensor([0, 2])
+        )
+    loss.backward()
+    assert torch.isfinite(loss) and model.mict3d.conv.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="torch.compile's CPU backend needs a C compiler")
+def test_torch_compile_matches_eager(mict_and_clip):
+    model, clip, reference = mict_and_clip
+    compiled = torch.compile(model)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(clip), reference, atol=1e-4, rtol=1e-4)
+
+
+def test_onnx_export_with_dynamic_time_axis(mict_and_clip, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    model, clip, _ = mict_and_clip
+    path = tmp_path / "mict.onnx"
+    torch.onnx.export(
+        model, (clip,), str(path), input_names=["clip"], output_names=["logits"],
+        dynamic_axes={"clip": {0: "batch", 2: "time"}, "logits": {0: "batch"}}, dynamo=False,
+    )
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for frames in (16, 40):
+        x = torch.randn(1, 3, frames, 64, 64)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        got = session.run(None, {"clip": x.numpy()})[0]
+        assert abs(got - expected).max() < 1e-4
