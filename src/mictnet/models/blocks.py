@@ -41,14 +41,18 @@ def to_5d(x: Tensor, depth: int) -> Tensor:
 
 
 def max_pool3d_separable(x: Tensor) -> Tensor:
-    """Exactly ``F.max_pool3d(x, 3, stride=2, padding=1)``, computed as a temporal max followed
-    by a 2D max-pool over all frames, which is several times faster on CPU."""
+    """Exactly ``F.max_pool3d(x, 3, stride=2, padding=1)``, computed as a temporal max over
+    strided views followed by a 2D max-pool of the remaining frames: several times faster on CPU.
+
+    Output frame ``j`` is the max of input frames ``2j-1, 2j, 2j+1`` (those that exist).
+    """
     d = x.shape[2]
-    out_d = (d - 1) // 2 + 1
-    pad = torch.full_like(x[:, :, :1], float("-inf"))
-    padded = torch.cat([pad, x, pad], dim=2)
-    t = torch.maximum(padded[:, :, 0 : 2 * out_d : 2], padded[:, :, 1 : 2 * out_d + 1 : 2])
-    t = torch.maximum(t, padded[:, :, 2 : 2 * out_d + 2 : 2])
+    even, odd = x[:, :, 0::2], x[:, :, 1::2]  # ceil(d/2) and floor(d/2) frames
+    t = torch.maximum(even[:, :, : d // 2], odd)
+    if d % 2:
+        t = torch.cat([t, even[:, :, -1:]], dim=2)
+    if d > 1:
+        t = torch.cat([t[:, :, :1], torch.maximum(t[:, :, 1:], odd[:, :, : t.shape[2] - 1])], dim=2)
     frames, depth = to_4d(t)
     return to_5d(F.max_pool2d(frames, 3, stride=2, padding=1), depth)
 
