@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 
-from mictnet.models import build_model, to_channels_last
+from mictnet.models import build_model, fuse_conv_bn, to_channels_last
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +81,20 @@ def test_onnx_export_with_dynamic_time_axis(mict_and_clip, tmp_path):
             expected = model(x).numpy()
         got = session.run(None, {"clip": x.numpy()})[0]
         assert abs(got - expected).max() < 1e-4
+
+
+@pytest.mark.parametrize("name", ["mict_resnet18", "resnet3d_18", "resnet2d_18"])
+def test_fused_batch_norms_give_the_same_logits(name):
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=5)
+    model.train()(torch.randn(4, 3, 8, 32, 32))  # non-trivial running statistics
+    model.eval()
+    clip = torch.randn(2, 3, 16, 64, 64)
+    with torch.no_grad():
+        reference = model(clip)
+        fused = fuse_conv_bn(model)
+        norms = (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)
+        assert not any(isinstance(m, norms) for m in fused.modules())
+        torch.testing.assert_close(fused(clip), reference, atol=1e-4, rtol=1e-4)
+    with pytest.raises(RuntimeError, match="eval mode"):
+        fuse_conv_bn(build_model(name, num_classes=5))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from mictnet.models import MiCTResNet, build_model, list_models
-from mictnet.models.blocks import max_pool3d_separable, to_4d, to_5d
+from mictnet.models.blocks import to_4d, to_5d
 from mictnet.models.mict import CausalConv3dBranch
 
 
@@ -105,18 +104,6 @@ def test_both_branches_of_every_mict_block_get_gradients():
         for conv in pair:
             assert conv.weight.grad is not None
             assert conv.weight.grad.abs().sum() > 0
-
-
-@pytest.mark.parametrize("depth", [1, 2, 5, 8, 16])
-def test_separable_max_pool_equals_max_pool3d(depth):
-    x = torch.randn(2, 4, depth, 9, 10, requires_grad=True)
-    y = x.detach().clone().requires_grad_()
-    expected = F.max_pool3d(x, 3, stride=2, padding=1)
-    got = max_pool3d_separable(y)
-    torch.testing.assert_close(got, expected)
-    expected.sum().backward()
-    got.sum().backward()
-    torch.testing.assert_close(y.grad, x.grad)
 
 
 def test_4d_5d_conversions_round_trip_and_are_views_in_channels_last():

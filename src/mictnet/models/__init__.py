@@ -1,6 +1,7 @@
 """Models: MiCT-ResNets, 3D-ResNet and 2D-ResNet baselines, ImageNet weight transfer."""
 
 from .config import MiCTConfig, ModelSpec, ResNet2dConfig, ResNet3dConfig
+from .fusion import fuse_conv_bn
 from .memory_format import to_channels_last
 from .mict import MiCTResNet
 from .registry import build_model, list_models, register_model
@@ -18,6 +19,7 @@ __all__ = [
     "ResNet3dConfig",
     "TransferReport",
     "build_model",
+    "fuse_conv_bn",
     "list_models",
     "load_pretrained",
     "register_model",

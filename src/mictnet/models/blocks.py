@@ -1,4 +1,4 @@
-"""Shared building blocks: 5D<->4D reshapes, separable 3D max-pooling, 3D residual blocks.
+"""Shared building blocks: 5D<->4D reshapes and 3D residual blocks.
 
 The 2D residual blocks are torchvision's own (``BasicBlock``, ``Bottleneck``) so that ImageNet
 state dicts map onto them key for key. The 3D blocks below use the same attribute names
@@ -7,8 +7,6 @@ state dicts map onto them key for key. The 3D blocks below use the same attribut
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
@@ -17,7 +15,6 @@ __all__ = [
     "BasicBlock3d",
     "Bottleneck",
     "Bottleneck3d",
-    "max_pool3d_separable",
     "to_4d",
     "to_5d",
 ]
@@ -38,23 +35,6 @@ def to_5d(x: Tensor, depth: int) -> Tensor:
     """``(N·D)×C×H×W`` -> ``N×C×D×H×W`` (a view)."""
     nd, c, h, w = x.shape
     return x.view(nd // depth, depth, c, h, w).transpose(1, 2)
-
-
-def max_pool3d_separable(x: Tensor) -> Tensor:
-    """Exactly ``F.max_pool3d(x, 3, stride=2, padding=1)``, computed as a temporal max over
-    strided views followed by a 2D max-pool of the remaining frames: several times faster on CPU.
-
-    Output frame ``j`` is the max of input frames ``2j-1, 2j, 2j+1`` (those that exist).
-    """
-    d = x.shape[2]
-    even, odd = x[:, :, 0::2], x[:, :, 1::2]  # ceil(d/2) and floor(d/2) frames
-    t = torch.maximum(even[:, :, : d // 2], odd)
-    if d % 2:
-        t = torch.cat([t, even[:, :, -1:]], dim=2)
-    if d > 1:
-        t = torch.cat([t[:, :, :1], torch.maximum(t[:, :, 1:], odd[:, :, : t.shape[2] - 1])], dim=2)
-    frames, depth = to_4d(t)
-    return to_5d(F.max_pool2d(frames, 3, stride=2, padding=1), depth)
 
 
 def conv3x3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv3d:

@@ -8,17 +8,26 @@ branch aligned with the 2D part that runs on every ``s``-th frame.
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .blocks import BasicBlock, Bottleneck, max_pool3d_separable, to_4d, to_5d
+from .blocks import BasicBlock, Bottleneck, to_4d, to_5d
 from .config import MiCTConfig
 from .init import init_weights
+from .memory_format import to_channels_last
 
 _BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {
     "basic": BasicBlock,
     "bottleneck": Bottleneck,
 }
+
+
+def cross_domain_sum(out2d: Tensor, out3d: Tensor) -> Tensor:
+    """Element-wise sum of the 2D and 3D outputs; in place when no gradient is recorded."""
+    if torch.is_grad_enabled():
+        return out2d + out3d
+    return out2d.add_(out3d)
 
 
 class CausalConv3dBranch(nn.Module):
@@ -75,7 +84,7 @@ class MiCTStage(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         frames, depth = to_4d(x, self.temporal_stride)
         out3d, _ = to_4d(self.mict3d(x))
-        out = getattr(self, "0")(frames) + out3d
+        out = cross_domain_sum(getattr(self, "0")(frames), out3d)
         for i in range(1, self.num_blocks):
             out = getattr(self, str(i))(out)
         return to_5d(out, depth)
@@ -98,6 +107,7 @@ class MiCTResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         self.mict3d = CausalConv3dBranch(3, 64, (config.first_kernel_depth, 7, 7), (1, 2, 2))
+        self.maxpool3d = nn.MaxPool3d(3, stride=2, padding=1)  # fast on channels-last input
         inplanes = 64
         for i, (planes, blocks, t_stride) in enumerate(
             zip((64, 128, 256, 512), config.layers, config.stage_temporal_strides, strict=True)
@@ -108,17 +118,24 @@ class MiCTResNet(nn.Module):
         self.dropout = nn.Dropout3d(config.dropout)
         self.fc = nn.Linear(inplanes, config.num_classes)
         init_weights(self)
+        to_channels_last(self)
 
     def stem(self, x: Tensor) -> Tensor:
         """Entrance: 7×7 2D conv + max-pool on every 2nd frame beside a k×7×7 3D conv + 3D
         max-pool, summed."""
         frames, depth = to_4d(x, 2)
         out2d = self.maxpool(self.relu(self.bn1(self.conv1(frames))))
-        out3d, _ = to_4d(max_pool3d_separable(self.mict3d(x)))
-        return to_5d(out2d + out3d, depth)
+        out3d, _ = to_4d(self.maxpool3d(self.mict3d(x)))
+        return to_5d(cross_domain_sum(out2d, out3d), depth)
 
     def features(self, x: Tensor) -> Tensor:
-        """Feature maps ``N×C×T×h×w`` before the head."""
+        """Feature maps ``N×C×T×h×w`` before the head.
+
+        The clip is laid out channels-last (``N×D×H×W×C`` in memory), where every 5D<->4D
+        conversion is a view and oneDNN/cuDNN run both 2D and 3D convolutions without reorders.
+        """
+        if not torch.onnx.is_in_onnx_export():  # layouts do not exist in ONNX
+            x = x.contiguous(memory_format=torch.channels_last_3d)
         x = self.stem(x)
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .blocks import BasicBlock3d, Bottleneck3d, conv1x1x1, max_pool3d_separable
+from .blocks import BasicBlock3d, Bottleneck3d, conv1x1x1
 from .config import ResNet3dConfig
 from .init import init_weights
 
@@ -29,6 +29,7 @@ class ResNet3d(nn.Module):
         self.conv1 = nn.Conv3d(3, 64, 7, stride=(1, 2, 2), padding=3, bias=False)
         self.bn1 = nn.BatchNorm3d(64)
         self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool3d(3, stride=2, padding=1)
         inplanes = 64
         for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), config.layers, strict=True)):
             stride = 1 if i == 0 else 2
@@ -48,7 +49,7 @@ class ResNet3d(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """Feature maps ``N×C×T×h×w`` before the head."""
-        x = max_pool3d_separable(self.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def forward(self, x: Tensor) -> Tensor:
