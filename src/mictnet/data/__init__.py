@@ -1,0 +1,34 @@
+"""Video data: frame-exact decoding, UCF-101 / HMDB-51 / folder / list datasets, the published
+clip sampling and augmentation, and dataset checks."""
+
+from .checks import CheckReport, check_dataset
+from .datasets import (
+    DATASETS,
+    HMDB51,
+    UCF101,
+    ClipOptions,
+    VideoDataset,
+    VideoFolder,
+    VideoList,
+    build_dataset,
+)
+from .decode import (
+    VideoError,
+    VideoInfo,
+    VideoReader,
+    read_clip,
+    read_frames,
+    read_video,
+    video_info,
+)
+from .sampling import ClipSampler
+from .splits import Problem, SampleList, SplitError
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform, eval_transform, train_transform
+
+__all__ = [
+    "DATASETS", "HMDB51", "IMAGENET_MEAN", "IMAGENET_STD", "UCF101", "CheckReport", "ClipOptions",
+    "ClipSampler", "ClipTransform", "Problem", "SampleList", "SplitError", "VideoDataset",
+    "VideoError", "VideoFolder", "VideoInfo", "VideoList", "VideoReader", "build_dataset",
+    "check_dataset", "eval_transform", "read_clip", "read_frames", "read_video",
+    "train_transform", "video_info",
+]

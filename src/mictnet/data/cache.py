@@ -1,0 +1,197 @@
+"""Prepared frames (``mict prepare``): every frame resized once and stored as JPEG, one file per
+video, so that a training clip decodes only its own frames (no key-frame seek, no skipped frames).
+
+File format (``<cache>/<video path relative to the root>.jpgs``): the magic ``MICTJPG1``, a
+uint32 length and a JSON header (frames, fps, size, source size and mtime, JPEG quality), then
+``frames + 1`` uint64 offsets, then the JPEG data. JPEG is lossy: cached frames differ slightly
+from the decoded video (quality 90 by default).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from .decode import VideoError, VideoInfo, read_video
+
+MAGIC = b"MICTJPG1"
+SUFFIX = ".jpgs"
+
+
+def cache_path(cache_dir: str | Path, relative: str) -> Path:
+    """Where the prepared frames of the video at ``relative`` (to its root) live."""
+    return Path(cache_dir) / (relative + SUFFIX)
+
+
+def _source_stamp(source: str | Path) -> dict:
+    stat = os.stat(source)
+    return {"source_size": stat.st_size, "source_mtime_ns": stat.st_mtime_ns}
+
+
+def write_prepared(source: str | Path, target: str | Path, size: tuple[int, int] = (256, 192),
+                   quality: int = 90) -> int:
+    """Decode ``source``, resize every frame to ``size`` (width, height), write ``target``.
+
+    Returns the number of frames. Written to a temp file and renamed, so a crash leaves no
+    partial file.
+    """
+    frames, info = read_video(source)
+    encoded = []
+    for frame in frames:
+        small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        ok, data = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR),
+                                [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise VideoError(source, "JPEG encoding failed", "unreadable")
+        encoded.append(data.tobytes())
+    header = json.dumps({"frames": len(encoded), "fps": info.fps, "width": size[0],
+                         "height": size[1], "quality": quality, **_source_stamp(source)}).encode()
+    offsets = np.cumsum([0] + [len(e) for e in encoded], dtype=np.uint64)
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(MAGIC + struct.pack("<I", len(header)) + header + offsets.tobytes())
+        for data in encoded:
+            f.write(data)
+    os.replace(tmp, target)
+    return len(encoded)
+
+
+def read_header(path: str | Path) -> dict:
+    """The JSON header of a prepared file (raises :class:`VideoError` when it is not one)."""
+    with open(path, "rb") as f:
+        return _header(f, path)[0]
+
+
+def _header(f, path: str | Path) -> tuple[dict, np.ndarray]:
+    start = f.read(12)
+    if len(start) < 12 or start[:8] != MAGIC:
+        raise VideoError(path, "not a prepared-frames file (run mict prepare again)",
+                         "unreadable")
+    (length,) = struct.unpack("<I", start[8:])
+    try:
+        header = json.loads(f.read(length))
+        count = int(header["frames"])
+    except (ValueError, KeyError) as err:
+        raise VideoError(path, f"damaged header ({err})", "unreadable") from None
+    offsets = np.frombuffer(f.read(8 * (count + 1)), np.uint64)
+    if len(offsets) != count + 1:
+        raise VideoError(path, "truncated prepared-frames file", "truncated")
+    return header, offsets.astype(np.int64) + f.tell()
+
+
+class PreparedReader:
+    """Reads a prepared file with the interface of :class:`~mictnet.data.decode.VideoReader`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        try:
+            self._file = open(self.path, "rb")  # noqa: SIM115 (closed by close())
+        except FileNotFoundError:
+            raise VideoError(path, "no prepared frames (run mict prepare)", "missing") from None
+        try:
+            header, self._offsets = _header(self._file, path)
+        except VideoError:
+            self._file.close()
+            raise
+        self.info = VideoInfo(int(header["frames"]), float(header["fps"]),
+                              int(header["width"]), int(header["height"]))
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        """Frames ``indices`` as uint8 ``T×H×W×3`` RGB."""
+        out = np.empty((len(indices), self.info.height, self.info.width, 3), np.uint8)
+        for k, index in enumerate(indices):
+            if not 0 <= index < self.info.frames:
+                raise VideoError(self.path, f"frame {index} requested but the video has "
+                                 f"{self.info.frames} frames", "bad-request")
+            self._file.seek(self._offsets[index])
+            data = self._file.read(int(self._offsets[index + 1] - self._offsets[index]))
+            frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            if frame is None or frame.shape[:2] != out.shape[1:3]:
+                raise VideoError(self.path, f"frame {index} is damaged", "unreadable")
+            cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=out[k])
+        return out
+
+    def read_all(self, max_frames: int | None = None) -> np.ndarray:
+        count = self.info.frames if max_frames is None else min(max_frames, self.info.frames)
+        return self.read(range(count))
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> PreparedReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class PrepareReport:
+    """What :func:`prepare_videos` did: files written, up to date already, failures."""
+
+    written: int = 0
+    up_to_date: int = 0
+    frames: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def _is_current(source: str, target: Path, size: tuple[int, int], quality: int) -> bool:
+    try:
+        header = read_header(target)
+    except (OSError, VideoError):
+        return False
+    wanted = {"width": size[0], "height": size[1], "quality": quality, **_source_stamp(source)}
+    return all(header.get(k) == v for k, v in wanted.items())
+
+
+def _prepare_one(job: tuple[str, str, tuple[int, int], int]) -> tuple[int, str | None]:
+    source, target, size, quality = job
+    try:
+        return write_prepared(source, target, size, quality), None
+    except VideoError as err:
+        return 0, str(err)
+
+
+def prepare_videos(videos: Sequence[tuple[str, str]], cache_dir: str | Path,
+                   size: tuple[int, int] = (256, 192), quality: int = 90, workers: int = 1,
+                   progress: bool = True) -> PrepareReport:
+    """Prepare ``(source path, path relative to the root)`` videos under ``cache_dir``; files
+    whose source, size and quality did not change are kept."""
+    report = PrepareReport()
+    jobs = []
+    for source, relative in videos:
+        target = cache_path(cache_dir, relative)
+        if os.path.exists(source) and _is_current(source, target, size, quality):
+            report.up_to_date += 1
+        else:
+            jobs.append((source, str(target), tuple(size), quality))
+    bar = tqdm(total=len(jobs), desc="preparing frames", unit="video", disable=not progress)
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            results = pool.map(_prepare_one, jobs, chunksize=4)
+            _collect(report, results, bar)
+    else:
+        _collect(report, map(_prepare_one, jobs), bar)
+    bar.close()
+    return report
+
+
+def _collect(report: PrepareReport, results, bar: tqdm) -> None:
+    for frames, problem in results:
+        if problem:
+            report.failed.append(problem)
+        else:
+            report.written += 1
+            report.frames += frames
+        bar.update()

@@ -1,0 +1,159 @@
+"""Dataset checks: every listed video exists, opens and has frames; counts per split and class;
+malformed, duplicate and mislabelled entries."""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .datasets import DATASETS
+from .decode import VideoError, VideoReader
+from .splits import (
+    HMDB51_SPLITS,
+    UCF101_SPLITS,
+    SampleList,
+    find_splits_dir,
+    parse_hmdb51,
+    parse_ucf101,
+    parse_video_list,
+    scan_video_folder,
+)
+
+
+@dataclass
+class CheckReport:
+    """What :func:`check_dataset` found. ``counts[list name][class] = videos``."""
+
+    dataset: str
+    root: str
+    splits_dir: str | None = None
+    classes: list[str] = field(default_factory=list)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    videos: int = 0
+    frames: dict[str, float] = field(default_factory=dict)  # min / median / max per video
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "ok": self.ok}
+
+    def format(self, per_class: bool = False) -> str:
+        """A readable report."""
+        lines = [f"{self.dataset} at {self.root}"
+                 + (f" (splits: {self.splits_dir})" if self.splits_dir else "")]
+        frames = (f" (frames per video: min {self.frames['min']:.0f}, median "
+                  f"{self.frames['median']:.0f}, max {self.frames['max']:.0f})"
+                  if self.frames else "")
+        lines.append(f"{len(self.classes)} classes, {self.videos} videos checked{frames}")
+        names = list(self.counts)
+        if names:
+            lines.append(f"{'list':<10} {'videos':>7} {'classes':>8}")
+            for name in names:
+                counts = self.counts[name]
+                lines.append(f"{name:<10} {sum(counts.values()):>7} "
+                             f"{sum(1 for v in counts.values() if v):>8}")
+        if per_class and names:
+            width = max((len(c) for c in self.classes), default=5)
+            lines.append(f"{'class':<{width}} " + " ".join(f"{n:>8}" for n in names))
+            for c in self.classes:
+                lines.append(f"{c:<{width}} " + " ".join(f"{self.counts[n].get(c, 0):>8}"
+                                                         for n in names))
+        if self.problems:
+            lines.append(f"{len(self.problems)} problem(s):")
+            lines += [f"  {p}" for p in self.problems]
+        else:
+            lines.append("OK: no problems found")
+        return "\n".join(lines)
+
+
+def dataset_lists(name: str, root: Path, split: int | None = None,
+                  splits_dir: str | Path | None = None
+                  ) -> tuple[Path, str | None, dict[str, SampleList]]:
+    """``(video root, split folder, {list name: parsed list})`` of a dataset (all three splits
+    unless ``split``; for ``list``, ``root`` is the list file)."""
+    root = Path(root)
+    if name in ("ucf101", "hmdb51"):
+        folder = find_splits_dir(root, UCF101_SPLITS if name == "ucf101" else HMDB51_SPLITS,
+                                 splits_dir)
+        parse = parse_ucf101 if name == "ucf101" else parse_hmdb51
+        splits = [split] if split else [1, 2, 3]
+        lists = {f"{part}{s}": parse(folder, s, part == "train")
+                 for s in splits for part in ("train", "test")}
+        return root, str(folder), lists
+    if name == "folder":
+        return root, None, {"all": scan_video_folder(root)}
+    if name == "list":
+        return root.parent, None, {"all": parse_video_list(root)}
+    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def check_video(path: str, full: bool = False) -> tuple[int | None, str | None]:
+    """``(frames, problem)`` of one video: it exists, opens and decodes its first frame (or, with
+    ``full``, all its frames, whose number must match the header)."""
+    try:
+        with VideoReader(path) as reader:
+            if full:
+                header = reader.info.frames
+                frames = len(reader.read_all())
+                if frames != header:
+                    return frames, (f"{path}: header says {header} frames but {frames} decode "
+                                    "(truncated or wrong count)")
+                return frames, None
+            reader.read([0])
+            return reader.info.frames, None
+    except VideoError as err:
+        return None, str(err)
+
+
+def check_dataset(name: str, root: str | Path, split: int | None = None,
+                  splits_dir: str | Path | None = None, *, full: bool = False,
+                  progress: bool = True) -> CheckReport:
+    """Check a dataset's lists and every video in them (all three splits unless ``split``).
+
+    ``root`` is the video root (for ``list``: the list file; videos relative to its folder).
+    Videos are opened and their first frame decoded; ``full`` decodes every frame.
+    """
+    root = Path(root)
+    report = CheckReport(name, str(root))
+    try:
+        video_root, report.splits_dir, lists = dataset_lists(name, root, split, splits_dir)
+    except (FileNotFoundError, ValueError) as err:
+        report.problems.append(str(err))
+        return report
+    for parsed in lists.values():
+        if len(parsed.classes) > len(report.classes):
+            report.classes = list(parsed.classes)
+    seen_problems: set[str] = set()
+    paths: dict[str, None] = {}
+    for list_name, parsed in lists.items():
+        for problem in parsed.problems + parsed.duplicates:
+            if str(problem) not in seen_problems:  # class index problems repeat in every list
+                seen_problems.add(str(problem))
+                report.problems.append(str(problem))
+        counts = Counter(parsed.classes[label] for _, label in parsed.samples)
+        report.counts[list_name] = {c: counts.get(c, 0) for c in parsed.classes}
+        for path, _ in parsed.samples:
+            paths.setdefault(str(video_root / path))
+    frame_counts = []
+    for path in tqdm(paths, desc="checking videos", unit="video", disable=not progress):
+        if not os.path.exists(path):
+            report.problems.append(f"{path}: listed but no such file")
+            continue
+        frames, problem = check_video(path, full)
+        if problem:
+            report.problems.append(problem)
+        if frames:
+            frame_counts.append(frames)
+    report.videos = len(paths)
+    if frame_counts:
+        report.frames = {"min": min(frame_counts), "median": statistics.median(frame_counts),
+                         "max": max(frame_counts)}
+    return report

@@ -1,0 +1,282 @@
+"""Video datasets: UCF-101, HMDB-51, class folders and video lists.
+
+Items are ``(clip, label)``: ``clip`` a float tensor ``3×T×H×W`` (``K×3×T×H×W`` in multiclip
+mode), ``label`` an int. Construction reads the split/list files and ``os.stat``-s every video, so
+malformed lines, unknown classes, unsafe paths and missing or empty files fail at once, in the
+main process; nothing is decoded until an item is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .cache import PreparedReader, cache_path
+from .decode import VideoError, VideoReader
+from .sampling import ClipSampler
+from .splits import (
+    HMDB51_SPLITS,
+    UCF101_SPLITS,
+    SampleList,
+    find_splits_dir,
+    parse_hmdb51,
+    parse_ucf101,
+    parse_video_list,
+    scan_video_folder,
+)
+from .transforms import eval_transform, train_transform
+
+BAD_REASONS = ("missing", "empty", "unreadable", "no-frames", "truncated", "bad-request")
+MAX_REPLACEMENTS = 20
+DATASETS = ("ucf101", "hmdb51", "folder", "list")
+
+
+@dataclass(frozen=True)
+class ClipOptions:
+    """How clips are sampled and augmented (the ``**clip_options`` of every dataset).
+
+    ``flip``: ``True`` lets every class be mirrored, ``False`` none, a collection of class names
+    only those. ``skip_bad``: replace a video that fails to decode by another sample and record
+    it in ``dataset.bad_videos`` instead of raising. ``seed``: draws depend only on
+    ``(seed, epoch, index)`` (see :meth:`VideoDataset.set_epoch`); ``None`` uses torch's global
+    generator (seeded per DataLoader worker). ``cache``: read the frames that ``mict prepare``
+    wrote to that folder instead of decoding the videos. ``transform`` replaces the built-in
+    one; it is called as ``transform(uint8 T×H×W×3 tensor, flip=bool, generator=...)``.
+    """
+
+    frames: int | None = 16
+    crop_size: int = 160
+    resize: tuple[int, int] = (256, 192)
+    mode: str = "clip"
+    num_clips: int = 1
+    flip: bool | Collection[str] = True
+    jitter: float = 0.5
+    max_stride: int = 4
+    skip_bad: bool = False
+    seed: int | None = None
+    seek: bool = True
+    cache: str | Path | None = None
+    transform: Callable[..., torch.Tensor] | None = None
+
+    @classmethod
+    def from_kwargs(cls, options: dict) -> ClipOptions:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"unknown clip option(s) {unknown}; known: {sorted(known)}")
+        return cls(**options)
+
+
+class VideoDataset(Dataset):
+    """Clips from ``samples`` (``(path, label)``, paths under ``root``) named by ``classes``."""
+
+    def __init__(self, root: str | Path, classes: list[str], samples: list[tuple[str, int]],
+                 train: bool = False, source: str = "", **clip_options) -> None:
+        self.root = Path(root)
+        self.classes = list(classes)
+        self.train = train
+        self.options = ClipOptions.from_kwargs(clip_options)
+        opts = self.options
+        self.sampler = ClipSampler(opts.frames, opts.mode, train, opts.num_clips,
+                                   opts.max_stride)
+        if opts.transform is not None:
+            self.transform = opts.transform
+        elif train:
+            self.transform = train_transform(opts.crop_size, opts.resize, True, opts.jitter)
+        else:
+            self.transform = eval_transform(opts.crop_size, opts.resize)
+        self.flippable = self._flippable(opts.flip)
+        self._messages: dict[str, str] = {}
+        full = [(str(self.root / path), label) for path, label in samples]
+        self.samples = self._existing(full, source)
+        self._prepared = self._prepared_paths(opts.cache) if opts.cache is not None else {}
+        self._bad = torch.zeros(len(self.samples), dtype=torch.int8).share_memory_()
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    def _flippable(self, flip: bool | Collection[str]) -> list[bool]:
+        if isinstance(flip, bool):
+            return [flip] * len(self.classes)
+        if isinstance(flip, str):
+            raise TypeError("flip must be a bool or a collection of class names, not a string")
+        unknown = sorted(set(flip) - set(self.classes))
+        if unknown:
+            raise ValueError(f"flip lists unknown class(es) {unknown}")
+        return [name in set(flip) for name in self.classes]
+
+    def _existing(self, samples: list[tuple[str, int]], source: str) -> list[tuple[str, int]]:
+        """``samples`` whose files exist and are not empty; the others raise or are recorded."""
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"{self.root}: video root folder not found")
+        kept, bad = [], []
+        for path, label in samples:
+            try:
+                problem = "the file is empty (0 bytes)" if os.stat(path).st_size == 0 else None
+            except OSError:
+                problem = "no such file"
+            if problem:
+                bad.append(f"{path}: {problem}")
+            else:
+                kept.append((path, label))
+        if bad and not self.options.skip_bad:
+            listed = f" listed in {source}" if source else ""
+            shown = "\n".join(bad[:10]) + (f"\n... and {len(bad) - 10} more" if len(bad) > 10
+                                           else "")
+            raise FileNotFoundError(f"{len(bad)} of {len(samples)} videos{listed} are missing "
+                                    f"or empty under {self.root} (skip_bad=True skips them):\n"
+                                    f"{shown}")
+        for message in bad:
+            path, problem = message.rsplit(": ", 1)
+            self._messages[path] = problem
+        return kept
+
+    def _prepared_paths(self, cache: str | Path) -> dict[str, str]:
+        """Prepared file of every sample; missing ones fail here, in the main process."""
+        prepared = {path: str(cache_path(cache, os.path.relpath(path, self.root)))
+                    for path, _ in self.samples}
+        missing = [p for p in prepared.values() if not os.path.isfile(p)]
+        if missing:
+            raise FileNotFoundError(
+                f"{len(missing)} of {len(prepared)} videos have no prepared frames in {cache} "
+                f"(run mict prepare with --out {cache}), e.g. {missing[0]}")
+        return prepared
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch for seeded draws (shared with running DataLoader workers)."""
+        self._epoch.fill_(epoch)
+
+    @property
+    def bad_videos(self) -> list[tuple[str, str]]:
+        """``(path, problem)`` of every video skipped so far (``skip_bad=True``)."""
+        found = dict(self._messages)
+        for i in torch.nonzero(self._bad).flatten().tolist():
+            path = self.samples[i][0]
+            found.setdefault(path, BAD_REASONS[int(self._bad[i]) - 1])
+        return sorted(found.items())
+
+    def generator(self, index: int) -> torch.Generator | None:
+        """The generator for item ``index`` in the current epoch (``None`` without a seed)."""
+        if self.options.seed is None:
+            return None
+        seed = np.random.SeedSequence([self.options.seed, int(self._epoch), index])
+        return torch.Generator().manual_seed(int(seed.generate_state(1, np.uint64)[0] >> 1))
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path, label = self.samples[index]
+        if not self.options.skip_bad:
+            return self.load(path, label, self.generator(index)), label
+        for attempt in range(MAX_REPLACEMENTS):
+            i = (index + attempt * 7919) % len(self.samples)
+            path, label = self.samples[i]
+            try:
+                return self.load(path, label, self.generator(i)), label
+            except VideoError as err:
+                self._bad[i] = BAD_REASONS.index(err.reason) + 1
+                self._messages[path] = err.problem
+        raise RuntimeError(f"{MAX_REPLACEMENTS} videos in a row failed to decode, the last "
+                           f"{path}; see dataset.bad_videos")
+
+    def load(self, path: str, label: int, generator: torch.Generator | None = None
+             ) -> torch.Tensor:
+        """Decode, sample and transform the clip(s) of one video."""
+        prepared = self._prepared.get(path)
+        reader = PreparedReader(prepared) if prepared else VideoReader(path, seek=self.options.seek)
+        with reader:
+            if self.sampler.whole_video:
+                clips = [reader.read_all()]
+            else:
+                clips = self._read_clips(reader, generator)
+        flip = self.flippable[label]
+        out = [self.transform(torch.from_numpy(c), flip=flip, generator=generator) for c in clips]
+        return torch.stack(out) if self.sampler.mode == "multiclip" else out[0]
+
+    def _read_clips(self, reader: VideoReader | PreparedReader, generator: torch.Generator | None
+                    ) -> list[np.ndarray]:
+        indices = self.sampler.clips(reader.info.frames, generator)
+        try:
+            frames = reader.read([i for clip in indices for i in clip])
+        except VideoError as err:
+            if not err.decoded_frames:
+                raise
+            indices = self.sampler.clips(err.decoded_frames, generator)  # trust the real decode
+            frames = reader.read([i for clip in indices for i in clip])
+        t = len(indices[0])
+        return [frames[k * t:(k + 1) * t] for k in range(len(indices))]
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(root={str(self.root)!r}, {len(self)} videos, "
+                f"{len(self.classes)} classes, train={self.train}, mode={self.options.mode!r})")
+
+
+def _from_list(listed: SampleList) -> SampleList:
+    listed.raise_problems()
+    return listed
+
+
+class UCF101(VideoDataset):
+    """UCF-101 as unpacked: ``root/<Class>/v_<Class>_gGG_cCC.avi``; split files found in
+    ``root/ucfTrainTestlist``, ``root/../ucfTrainTestlist`` or ``splits_dir``."""
+
+    def __init__(self, root: str | Path, split: int = 1, train: bool = True, *,
+                 splits_dir: str | Path | None = None, **clip_options) -> None:
+        folder = find_splits_dir(root, UCF101_SPLITS, splits_dir)
+        listed = _from_list(parse_ucf101(folder, split, train))
+        self.split = split
+        super().__init__(root, listed.classes, listed.samples, train, listed.sources[-1],
+                         **clip_options)
+
+
+class HMDB51(VideoDataset):
+    """HMDB-51: ``root/<class>/<video>.avi``; the 153 ``<class>_test_splitN.txt`` files found in
+    ``root/testTrainMulti_7030_splits``, beside ``root`` or in ``splits_dir``."""
+
+    def __init__(self, root: str | Path, split: int = 1, train: bool = True, *,
+                 splits_dir: str | Path | None = None, **clip_options) -> None:
+        folder = find_splits_dir(root, HMDB51_SPLITS, splits_dir)
+        listed = _from_list(parse_hmdb51(folder, split, train))
+        self.split = split
+        super().__init__(root, listed.classes, listed.samples, train,
+                         f"{folder}/*_test_split{split}.txt", **clip_options)
+
+
+class VideoFolder(VideoDataset):
+    """Your own videos, one folder per class: ``root/<class>/<video>``; classes sorted by name."""
+
+    def __init__(self, root: str | Path, train: bool = False, **clip_options) -> None:
+        listed = _from_list(scan_video_folder(root))
+        super().__init__(root, listed.classes, listed.samples, train, str(root), **clip_options)
+
+
+class VideoList(VideoDataset):
+    """Videos listed in ``file`` (``path label`` or ``path,label`` lines), paths relative to
+    ``root`` (default: the list's folder)."""
+
+    def __init__(self, file: str | Path, root: str | Path | None = None, train: bool = False,
+                 **clip_options) -> None:
+        listed = _from_list(parse_video_list(file))
+        root = Path(file).parent if root is None else root
+        super().__init__(root, listed.classes, listed.samples, train, str(file), **clip_options)
+
+
+def build_dataset(name: str, root: str | Path, split: int = 1, train: bool = True, *,
+                  splits_dir: str | Path | None = None, **clip_options) -> VideoDataset:
+    """A dataset by name: ``ucf101``, ``hmdb51``, ``folder`` or ``list`` (``root`` = the list
+    file; ``split`` and ``splits_dir`` apply to the first two only)."""
+    if name == "ucf101":
+        return UCF101(root, split, train, splits_dir=splits_dir, **clip_options)
+    if name == "hmdb51":
+        return HMDB51(root, split, train, splits_dir=splits_dir, **clip_options)
+    if name == "folder":
+        return VideoFolder(root, train, **clip_options)
+    if name == "list":
+        return VideoList(root, train=train, **clip_options)
+    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+

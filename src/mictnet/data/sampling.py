@@ -1,0 +1,74 @@
+"""Which frames of a video make a clip: the published training and testing recipes.
+
+- ``clip``, training: a temporal down-sampling factor drawn from 1..``max_stride``, then
+  ``frames`` consecutive frames of the down-sampled video from a random start, looped when the
+  down-sampled video is shorter.
+- ``clip``, testing: the first ``frames`` frames (looped when the video is shorter).
+- ``video``: the first ``frames`` frames (looped when shorter), or the whole video when
+  ``frames`` is ``None``.
+- ``multiclip``: ``num_clips`` clips of ``frames`` consecutive frames, evenly spaced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+MODES = ("clip", "video", "multiclip")
+
+
+def _randint(low: int, high: int, generator: torch.Generator | None) -> int:
+    """Uniform integer in ``[low, high]``."""
+    return int(torch.randint(low, high + 1, (1,), generator=generator))
+
+
+def _looped(start: int, count: int, period: int, step: int = 1) -> list[int]:
+    return [((start + i) % period) * step for i in range(count)]
+
+
+@dataclass(frozen=True)
+class ClipSampler:
+    """Frame indices of the clip(s) to read from a video of ``num_frames`` frames."""
+
+    frames: int | None = 16
+    mode: str = "clip"
+    train: bool = False
+    num_clips: int = 1
+    max_stride: int = 4
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown clip mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.frames is None and self.mode != "video":
+            raise ValueError(f"frames=None (whole videos) needs mode='video', not {self.mode!r}")
+        if self.frames is not None and self.frames < 1:
+            raise ValueError(f"frames must be >= 1, got {self.frames}")
+        if self.num_clips < 1 or self.max_stride < 1:
+            raise ValueError("num_clips and max_stride must be >= 1")
+
+    @property
+    def whole_video(self) -> bool:
+        return self.frames is None
+
+    def clips(self, num_frames: int, generator: torch.Generator | None = None) -> list[list[int]]:
+        """One list of frame indices per clip (one clip except in ``multiclip`` mode)."""
+        if num_frames < 1:
+            raise ValueError("a video needs at least one frame")
+        if self.frames is None:
+            return [list(range(num_frames))]
+        t = self.frames
+        if self.mode == "multiclip":
+            last = max(num_frames - t, 0)
+            starts = [round(k * last / (self.num_clips - 1)) if self.num_clips > 1 else last // 2
+                      for k in range(self.num_clips)]
+            return [_looped(s, t, num_frames) if num_frames < t else list(range(s, s + t))
+                    for s in starts]
+        if self.mode == "clip" and self.train:
+            stride = _randint(1, self.max_stride, generator)
+            length = -(-num_frames // stride)  # frames of the down-sampled video
+            if length >= t:
+                start = _randint(0, length - t, generator)
+                return [[(start + i) * stride for i in range(t)]]
+            return [_looped(_randint(0, length - 1, generator), t, length, stride)]
+        return [_looped(0, t, num_frames)]

@@ -1,0 +1,88 @@
+"""``mict check`` (check a dataset's lists and videos) and ``mict prepare`` (pre-decode frames)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from ..data.cache import prepare_videos
+from ..data.checks import check_dataset, dataset_lists
+from ..data.datasets import DATASETS
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"256x192"`` -> ``(256, 192)`` (width × height)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    if min(width, height) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return width, height
+
+
+def run_check(args: argparse.Namespace) -> int:
+    report = check_dataset(args.dataset, args.root, args.split, args.splits, full=args.full,
+                           progress=not args.json)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.format(per_class=args.per_class))
+    return 0 if report.ok else 1
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    video_root, _, lists = dataset_lists(args.dataset, args.root, None, args.splits)
+    videos: dict[str, None] = {}
+    for parsed in lists.values():
+        parsed.raise_problems()
+        for path, _ in parsed.samples:
+            videos.setdefault(path)
+    start = time.perf_counter()
+    report = prepare_videos([(str(video_root / p), p) for p in videos], args.out, args.size,
+                            args.quality, args.workers)
+    print(f"{report.written} videos prepared ({report.frames} frames, "
+          f"{time.perf_counter() - start:.0f} s), {report.up_to_date} already up to date, "
+          f"{len(report.failed)} failed; use the cache with cache={str(args.out)!r} "
+          f"(resize {args.size[0]}x{args.size[1]})")
+    for problem in report.failed:
+        print(f"  {problem}")
+    return 1 if report.failed else 0
+
+
+def _dataset_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--root", required=True,
+                   help="video root (class folders); for --dataset list: the list file")
+    p.add_argument("--splits", default=None, metavar="DIR",
+                   help="split folder (default: ROOT/<name> or beside ROOT)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "check", help="check a dataset: lists, labels, and that every video opens",
+        description="Check that every listed video exists, opens and has frames; count videos "
+                    "per split and class; report malformed, duplicate or mislabelled entries. "
+                    "Exit code 1 when problems are found.")
+    _dataset_arguments(p)
+    p.add_argument("--split", type=int, choices=(1, 2, 3), default=None,
+                   help="check one split (default: all three)")
+    p.add_argument("--full", action="store_true",
+                   help="decode every frame (finds truncated files; slower)")
+    p.add_argument("--per-class", action="store_true", help="print counts per class")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=run_check)
+
+    p = subparsers.add_parser(
+        "prepare", help="pre-decode every video into resized JPEG frames for faster training",
+        description="Decode every video of a dataset (all splits) once, resize its frames and "
+                    "store them as JPEG, one file per video, under --out; datasets read them "
+                    "with the clip option cache=OUT. Up-to-date files are kept.")
+    _dataset_arguments(p)
+    p.add_argument("--out", required=True, help="cache folder")
+    p.add_argument("--size", type=parse_size, default=(256, 192), metavar="WxH",
+                   help="frame size (default 256x192, the training resize)")
+    p.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
+    p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    p.set_defaults(func=run_prepare)

@@ -1,0 +1,54 @@
+"""Shared test fixtures: real video files written with OpenCV."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+
+def synthetic_frames(count: int, size: tuple[int, int] = (64, 48), seed: int = 0) -> np.ndarray:
+    """``count`` smooth, distinct RGB frames (a drifting textured background and a moving disc)."""
+    width, height = size
+    rng = np.random.default_rng(seed)
+    texture = (rng.random((height // 4 + 2, (width + 2 * count) // 4 + 2, 3)) * 255)
+    background = cv2.resize(texture.astype(np.uint8), ((width + 2 * count), height),
+                            interpolation=cv2.INTER_CUBIC)
+    frames = []
+    for t in range(count):
+        frame = np.ascontiguousarray(background[:, 2 * t:2 * t + width])
+        centre = (int(width * (0.2 + 0.6 * t / max(count - 1, 1))), height // 2)
+        cv2.circle(frame, centre, max(2, height // 6), (255, 40, 40), -1)
+        frames.append(frame)
+    return np.stack(frames)
+
+
+@pytest.fixture
+def make_video() -> Callable[..., Path]:
+    """``make_video(path, frames, size=(w, h), fourcc="XVID", fps=25, color=True)``.
+
+    ``frames`` is a frame count (content from :func:`synthetic_frames`) or a uint8 ``T×H×W×3``
+    RGB array. Returns the path; fails the test if OpenCV cannot write the format.
+    """
+
+    def write(path: str | Path, frames: int | np.ndarray, size: tuple[int, int] = (64, 48),
+              fourcc: str = "XVID", fps: float = 25, color: bool = True) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(frames, int):
+            frames = synthetic_frames(frames, size)
+        height, width = frames.shape[1:3]
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps,
+                                 (width, height), color)
+        if not writer.isOpened():
+            pytest.fail(f"OpenCV cannot write {fourcc} to {path.suffix}")
+        for frame in frames:
+            bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+            writer.write(bgr if color else cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+        writer.release()
+        return path
+
+    return write
