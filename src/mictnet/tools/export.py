@@ -1,0 +1,192 @@
+"""``mict export``: a checkpoint's model as ONNX or TorchScript, with dynamic batch and time axes.
+
+ONNX uses torch's ``torch.export``-based exporter (``dynamo=True``) with the batch and time
+dimensions marked dynamic; TorchScript traces the model (``torch.jit.trace``; the model's shape
+arithmetic is recorded, so other lengths run). After writing the file the command reloads it —
+in onnxruntime, or with ``torch.jit.load`` — and compares its logits with PyTorch's on random
+clips of the training length, of 64 frames and of an odd length (traced code can bake in the
+parity of the example's length): all must agree within ``1e-4``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..engine.checkpoint import load_model
+
+FORMATS = ("onnx", "torchscript")
+TOLERANCE = 1e-4
+LONG_CLIP = 64
+INPUT_NAME, OUTPUT_NAME = "clip", "logits"
+
+
+@dataclass
+class LengthCheck:
+    """Exported vs PyTorch logits on one random clip."""
+
+    frames: int
+    max_abs_diff: float | None  # None when the exported model failed to run
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff is not None and self.max_abs_diff <= TOLERANCE
+
+
+@dataclass
+class ExportReport:
+    path: Path
+    format: str
+    input_size: tuple[int, int, int]
+    checks: list[LengthCheck]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+
+@contextlib.contextmanager
+def _quiet_loggers(names: tuple[str, ...] = ("onnxscript", "onnx_ir", "torch.onnx")
+                   ) -> Iterator[None]:
+    """The ONNX optimiser logs every rewrite at INFO; keep warnings and errors only."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def export_onnx(model: nn.Module, example: torch.Tensor, out: Path) -> None:
+    """Write ``model`` as ONNX with dynamic batch (axis 0) and time (axis 2)."""
+    dynamic = {0: torch.export.Dim.DYNAMIC, 2: torch.export.Dim.DYNAMIC}
+    log = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(log), _quiet_loggers(), torch.no_grad():
+            torch.onnx.export(model, (example,), str(out), input_names=[INPUT_NAME],
+                              output_names=[OUTPUT_NAME], dynamic_shapes=(dynamic,),
+                              dynamo=True)
+    except Exception as err:
+        raise RuntimeError(f"ONNX export failed: {type(err).__name__}: "
+                           f"{str(err).splitlines()[0] if str(err) else ''}\n{log.getvalue()}"
+                           ) from err
+
+
+def export_torchscript(model: nn.Module, example: torch.Tensor, out: Path) -> None:
+    """Trace ``model`` on ``example`` and save it."""
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated upstream
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(model, example)
+        traced.save(str(out))
+
+
+def _onnx_runner(path: Path) -> Callable[[torch.Tensor], np.ndarray]:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise RuntimeError("checking an ONNX export needs onnxruntime: "
+                           "pip install 'mictnet[onnx]'") from None
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda clip: session.run(None, {INPUT_NAME: clip.numpy()})[0]
+
+
+def _torchscript_runner(path: Path) -> Callable[[torch.Tensor], np.ndarray]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        module = torch.jit.load(str(path), map_location="cpu")
+
+    def run(clip: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return module(clip).numpy()
+
+    return run
+
+
+def check_lengths(model: nn.Module, runner: Callable[[torch.Tensor], np.ndarray],
+                  input_size: tuple[int, int, int], seed: int = 0) -> list[LengthCheck]:
+    """Compare on the training length, 64 frames and an odd length."""
+    frames, height, width = input_size
+    lengths = [frames, LONG_CLIP] + ([frames + 1] if frames % 2 == 0 else [])
+    generator = torch.Generator().manual_seed(seed)
+    checks = []
+    for length in lengths:
+        clip = torch.randn(1, 3, length, height, width, generator=generator)
+        with torch.no_grad():
+            expected = model(clip).numpy()
+        try:
+            got = runner(clip)
+        except Exception as err:  # the runtime's own error types: report, don't crash
+            first = str(err).strip().splitlines()
+            checks.append(LengthCheck(length, None,
+                                      f"{type(err).__name__}: {first[0] if first else ''}"[:300]))
+            continue
+        checks.append(LengthCheck(length, float(np.abs(got - expected).max())))
+    return checks
+
+
+def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path) -> ExportReport:
+    """Export the checkpoint's model to ``out`` and verify the file against PyTorch."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    model, meta = load_model(checkpoint, "cpu")
+    model = model.float().eval()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frames, height, width = meta.input_size
+    example = torch.randn(2, 3, frames, height, width)  # batch 2: the batch axis stays dynamic
+    if fmt == "onnx":
+        export_onnx(model, example, out)
+        runner = _onnx_runner(out)
+    else:
+        export_torchscript(model, example, out)
+        runner = _torchscript_runner(out)
+    return ExportReport(out, fmt, tuple(meta.input_size), check_lengths(model, runner,
+                                                                      meta.input_size))
+
+
+def format_report(report: ExportReport) -> str:
+    t, h, w = report.input_size
+    lines = [f"wrote {report.path} ({report.format}, input N x 3 x T x {h} x {w}, "
+             f"batch and time dynamic; trained on T={t})"]
+    for c in report.checks:
+        what = f"{c.frames:>3} frames"
+        if c.error is not None:
+            lines.append(f"  {what}: FAILED to run: {c.error}")
+        else:
+            verdict = "OK" if c.ok else "MISMATCH"
+            lines.append(f"  {what}: max |logit difference| {c.max_abs_diff:.2e} vs PyTorch "
+                         f"(tolerance {TOLERANCE:g}): {verdict}")
+    runtime = "onnxruntime" if report.format == "onnx" else "the reloaded TorchScript module"
+    lines.append(f"{runtime} matches PyTorch" if report.ok
+                 else f"{runtime} does NOT match PyTorch")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = export_checkpoint(args.checkpoint, args.format, args.out)
+    print(format_report(report))
+    return 0 if report.ok else 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export", help="export a checkpoint to ONNX or TorchScript (dynamic time axis), verified")
+    p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
+    p.add_argument("--format", choices=FORMATS, default="onnx")
+    p.add_argument("--out", required=True, help="output file (.onnx or .pt)")
+    p.set_defaults(func=run)

@@ -1,0 +1,335 @@
+"""``mict predict`` and ``mictnet.load(CKPT).predict(VIDEO)``: actions in any video file.
+
+Any file OpenCV's FFmpeg reads works (AVI, MP4, MKV, WebM...; any size, frame rate, length;
+colour or grayscale). Frames are resized and centre-cropped as at test time (the checkpoint's
+resize and crop size).
+
+The main answer averages the class probabilities of up to ``clips`` (default 5) clips of the
+training clip length ``T`` (e.g. 16 frames), evenly spaced over the video: a short video gets
+one clip per ``T`` frames (a video shorter than ``T`` is looped, as in training), a long one five
+clips spread over its whole length. This is the multi-clip protocol of ``mict evaluate``; it
+looks at the whole video at a fixed cost, whatever its length.
+
+The timeline slides a window of ``T`` frames (default) over the video, one step per second
+(``step_seconds``), the window centred on the middle of its step, and gives the top action of
+each step. Frames are decoded once, forward, with only one window in memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..data.decode import VideoError, VideoInfo, VideoReader
+from ..data.transforms import ClipTransform, eval_transform
+from ..engine.checkpoint import CheckpointMeta, load_model
+
+DEFAULT_CLIPS = 5
+DEFAULT_RESIZE = (256, 192)
+FALLBACK_FPS = 25.0  # for files whose header has no frame rate
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Top-k actions of one video, best first."""
+
+    video: str
+    labels: list[str]
+    probabilities: list[float]
+    frames: int  # frames in the video
+    fps: float
+    width: int
+    height: int
+    clips: int  # clips averaged
+    clip_frames: int  # frames per clip
+
+    @property
+    def label(self) -> str:
+        return self.labels[0]
+
+    @property
+    def probability(self) -> float:
+        return self.probabilities[0]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TimelineStep:
+    """The top action of one step (``start``..``end`` seconds) of a video."""
+
+    start: float
+    end: float
+    label: str
+    probability: float
+    first_frame: int  # the window the model saw: first_frame .. first_frame + frames - 1
+    frames: int
+
+
+class Predictor:
+    """A trained model with its classes and test-time transform, ready for video files."""
+
+    def __init__(self, model: nn.Module, meta: CheckpointMeta, device: str | torch.device = "cpu",
+                 clips: int = DEFAULT_CLIPS) -> None:
+        if clips < 1:
+            raise ValueError(f"clips must be >= 1, got {clips}")
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.classes = list(meta.classes)
+        self.clip_frames, crop_h, crop_w = meta.input_size
+        if crop_h != crop_w:
+            raise ValueError(f"checkpoint input size {crop_h}x{crop_w}: only square crops")
+        self.clips = clips
+        self.transform: ClipTransform = eval_transform(crop_h, _checkpoint_resize(meta))
+
+    # ------------------------------------------------------------ main answer
+
+    def predict(self, video: str | Path, top: int = 5) -> Prediction:
+        """The ``top`` most likely actions of ``video`` (see the module docstring)."""
+        if top < 1:
+            raise ValueError(f"top must be >= 1, got {top}")
+        with VideoReader(video) as reader:
+            info = reader.info
+            starts = clip_starts(info.frames, self.clip_frames, self.clips)
+            try:
+                probs = self._clips_probabilities(reader, starts, info.frames)
+            except VideoError as err:
+                real = err.decoded_frames
+                if err.reason != "truncated" or not real:
+                    raise
+                # The header's frame count was wrong (truncated file): use the real count.
+                info = VideoInfo(real, info.fps, info.width, info.height)
+                starts = clip_starts(real, self.clip_frames, self.clips)
+                probs = self._clips_probabilities(reader, starts, real)
+        k = min(top, len(self.classes))
+        values, indices = probs.topk(k)
+        return Prediction(str(video), [self.classes[i] for i in indices.tolist()],
+                          values.tolist(), info.frames, info.fps, info.width, info.height,
+                          len(starts), self.clip_frames)
+
+    def _clips_probabilities(self, reader: VideoReader, starts: Sequence[int],
+                             total: int) -> torch.Tensor:
+        clips = [self.transform(torch.from_numpy(
+            reader.read(looped_indices(s, self.clip_frames, total)))) for s in starts]
+        return self._probabilities(torch.stack(clips)).mean(dim=0)
+
+    def _probabilities(self, batch: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            logits = self.model(batch.to(self.device))
+        return logits.float().softmax(dim=1).cpu()
+
+    # ------------------------------------------------------------ timeline
+
+    def timeline(self, video: str | Path, window: int | None = None, step_seconds: float = 1.0,
+                 progress: bool = False) -> list[TimelineStep]:
+        """The top action of every ``step_seconds`` of ``video`` (see the module docstring)."""
+        length = window or self.clip_frames
+        if length < 1 or step_seconds <= 0:
+            raise ValueError(f"need window >= 1 and step_seconds > 0, got {window}, "
+                             f"{step_seconds}")
+        with VideoReader(video) as reader:
+            fps = reader.info.fps if reader.info.fps > 0 else FALLBACK_FPS
+            bar = tqdm(desc=Path(video).name, unit="step", disable=not progress, leave=False)
+            try:
+                return self._timeline(reader, reader.info.frames, fps, length, step_seconds, bar)
+            except VideoError as err:
+                if err.reason != "truncated" or not err.decoded_frames:
+                    raise
+                # The header's frame count was wrong (truncated file): redo with the real one.
+                return self._timeline(reader, err.decoded_frames, fps, length, step_seconds, bar)
+            finally:
+                bar.close()
+
+    def _timeline(self, reader: VideoReader, frames: int, fps: float, length: int,
+                  step_seconds: float, bar: tqdm) -> list[TimelineStep]:
+        steps = max(1, math.ceil(frames / fps / step_seconds - 1e-9))
+        bar.reset(total=steps)
+        windows = _FrameWindows(reader)
+        out = []
+        for i in range(steps):
+            centre = (i + 0.5) * step_seconds * fps
+            start = min(max(round(centre - length / 2), 0), max(frames - length, 0))
+            indices = looped_indices(start, length, frames)
+            clip = self.transform(torch.from_numpy(windows.read(indices)))
+            p, c = self._probabilities(clip.unsqueeze(0))[0].max(dim=0)
+            end = min((i + 1) * step_seconds, frames / fps)
+            out.append(TimelineStep(round(i * step_seconds, 6), round(end, 6),
+                                    self.classes[int(c)], float(p), start, len(indices)))
+            bar.update()
+        return out
+
+
+def looped_indices(start: int, length: int, total: int) -> list[int]:
+    """Frame indices ``start .. start+length-1``, looped over a video of ``total`` frames."""
+    return [(start + k) % total for k in range(length)]
+
+
+def clip_starts(total: int, length: int, max_clips: int) -> list[int]:
+    """First frames of ``min(max_clips, ceil(total / length))`` evenly spaced clips."""
+    count = max(1, min(max_clips, math.ceil(total / length)))
+    last = max(total - length, 0)
+    if count == 1:
+        return [last // 2] if total > length else [0]
+    return [round(k * last / (count - 1)) for k in range(count)]
+
+
+class _FrameWindows:
+    """Serves overlapping windows of a forward-read video, decoding each frame once."""
+
+    def __init__(self, reader: VideoReader) -> None:
+        self.reader = reader
+        self.cache: dict[int, np.ndarray] = {}
+        self.next_index = 0
+
+    def read(self, indices: list[int]) -> np.ndarray:
+        new = [i for i in sorted(set(indices)) if i >= self.next_index and i not in self.cache]
+        if new:
+            for i, frame in zip(new, self.reader.read(new), strict=True):
+                self.cache[i] = frame
+            self.next_index = new[-1] + 1
+        first = min(indices)  # windows only move forward: earlier frames are done
+        for i in [i for i in self.cache if i < first]:
+            del self.cache[i]
+        return np.stack([self.cache[i] for i in indices])
+
+
+def _checkpoint_resize(meta: CheckpointMeta) -> tuple[int, int]:
+    data = meta.config.get("data") if isinstance(meta.config, dict) else None
+    resize = data.get("resize") if isinstance(data, dict) else None
+    if resize is None:
+        return DEFAULT_RESIZE
+    width, height = (int(v) for v in resize)
+    return width, height
+
+
+def load(checkpoint: str | Path, device: str | torch.device = "cpu",
+         clips: int = DEFAULT_CLIPS) -> Predictor:
+    """A :class:`Predictor` for a checkpoint file or run folder (its ``best.pt``)."""
+    model, meta = load_model(checkpoint, device)
+    return Predictor(model, meta, device, clips)
+
+
+# ---------------------------------------------------------------- output
+
+
+def format_prediction(p: Prediction) -> str:
+    lines = [f"{p.video} ({p.width}x{p.height}, {p.fps:.4g} fps, {p.frames} frames; "
+             f"{p.clips} clip{'s' if p.clips > 1 else ''} of {p.clip_frames} frames)"]
+    width = max(len(label) for label in p.labels)
+    for rank, (label, prob) in enumerate(zip(p.labels, p.probabilities, strict=True), 1):
+        lines.append(f"  {rank}. {label:<{width}}  {prob:6.1%}")
+    return "\n".join(lines)
+
+
+def format_timeline(steps: list[TimelineStep]) -> str:
+    width = max(len(s.label) for s in steps)
+    lines = [f"  {'time (s)':<13}  {'action':<{width}}  prob"]
+    lines += [f"  {s.start:>6.1f}-{s.end:<6.1f}  {s.label:<{width}}  {s.probability:5.1%}"
+              for s in steps]
+    return "\n".join(lines)
+
+
+def plot_timeline(steps: list[TimelineStep], title: str, path: str | Path) -> Path:
+    """A PNG strip: one coloured segment per step (colour = action) over the top probability."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    labels = list(dict.fromkeys(s.label for s in steps))
+    cmap = plt.get_cmap("tab20" if len(labels) > 10 else "tab10")
+    colour = {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
+    duration = steps[-1].end
+    fig, (strip, curve) = plt.subplots(2, 1, figsize=(max(6.0, min(24.0, duration / 4)), 2.6),
+                                       sharex=True, height_ratios=(1, 1.4))
+    for s in steps:
+        strip.broken_barh([(s.start, s.end - s.start)], (0, 1), color=colour[s.label])
+    strip.set_yticks([])
+    strip.set_title(title, fontsize=9)
+    strip.legend(handles=[Patch(color=colour[lb], label=lb) for lb in labels], fontsize=7,
+                 loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    curve.step([s.start for s in steps] + [duration],
+               [s.probability for s in steps] + [steps[-1].probability], where="post")
+    curve.set_ylim(0, 1)
+    curve.set_xlim(0, duration)
+    curve.set_ylabel("top prob.", fontsize=8)
+    curve.set_xlabel("time (s)", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _predict_one(predictor: Predictor, video: str, args: argparse.Namespace,
+                 out_dir: Path | None) -> dict:
+    """Predict (and maybe the timeline of) one video; print tables unless ``--json``."""
+    pred = predictor.predict(video, top=args.top)
+    record = pred.to_dict()
+    if not args.json:
+        print(format_prediction(pred))
+    if not args.timeline:
+        return record
+    steps = predictor.timeline(video, progress=True)
+    record["timeline"] = [asdict(s) for s in steps]
+    target = out_dir or Path(".")
+    name = Path(video).name
+    png = plot_timeline(steps, f"{name}: top action per second", target / f"{name}.timeline.png")
+    table = target / f"{name}.timeline.json"
+    table.write_text(json.dumps(record["timeline"], indent=2) + "\n")
+    record["timeline_files"] = [str(png), str(table)]
+    if not args.json:
+        print(format_timeline(steps))
+        print(f"  timeline: {png}, {table}")
+    return record
+
+
+def run(args: argparse.Namespace) -> int:
+    predictor = load(args.checkpoint, args.device, args.clips)
+    out_dir = Path(args.out) if args.out else None
+    records = []
+    for video in args.videos:
+        try:
+            records.append(_predict_one(predictor, video, args, out_dir))
+        except (ValueError, OSError) as err:  # VideoError is a ValueError and names the file
+            message = str(err) if str(video) in str(err) else f"{video}: {err}"
+            print(f"error: {message}", file=sys.stderr)
+            records.append({"video": video, "error": message})
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "predictions.json").write_text(json.dumps(records, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(records, indent=2))
+    failed = sum("error" in r for r in records)
+    if failed:
+        print(f"{failed} of {len(records)} videos could not be read", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("predict", help="top actions in video files (and a timeline)")
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (any FFmpeg format)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
+    p.add_argument("--top", type=int, default=5, help="actions listed per video (default 5)")
+    p.add_argument("--clips", type=int, default=DEFAULT_CLIPS,
+                   help=f"clips averaged per video (default {DEFAULT_CLIPS})")
+    p.add_argument("--timeline", action="store_true",
+                   help="also the top action per second: table, JSON and PNG strip")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument("--out", metavar="DIR",
+                   help="write predictions.json (and timelines) here; timelines default to .")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.set_defaults(func=run)

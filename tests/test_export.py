@@ -1,0 +1,93 @@
+"""``mict export``: ONNX (onnxruntime) and TorchScript round trips with a dynamic time axis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mictnet.cli import main
+from mictnet.engine.checkpoint import CheckpointMeta, load_model, save_checkpoint
+from mictnet.models import build_model
+from mictnet.tools import export
+
+INPUT = (8, 32, 32)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_model("mict_resnet18", num_classes=3)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, model, CheckpointMeta(model.spec, ["a", "b", "c"], INPUT))
+    return path
+
+
+def test_onnx_round_trip_with_dynamic_batch_and_time(checkpoint, tmp_path, capsys):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(checkpoint), "--format", "onnx",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "onnxruntime matches PyTorch" in text
+    assert " 8 frames" in text and "64 frames" in text and " 9 frames" in text
+    [clip] = onnx.load(str(out)).graph.input
+    dims = clip.type.tensor_type.shape.dim
+    assert dims[0].dim_param and dims[2].dim_param  # batch and time are symbolic
+    assert [d.dim_value for d in dims[1:2] + dims[3:]] == [3, 32, 32]
+    # An independent check at a length and batch the export never saw.
+    model, _ = load_model(checkpoint)
+    x = torch.randn(3, 3, 23, 32, 32)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"clip": x.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model(x).numpy(), atol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_torchscript_round_trip(checkpoint, tmp_path):
+    out = tmp_path / "model.pt"
+    report = export.export_checkpoint(checkpoint, "torchscript", out)
+    assert report.ok and [c.frames for c in report.checks] == [8, 64, 9]
+    assert all(c.max_abs_diff <= export.TOLERANCE for c in report.checks)
+    module = torch.jit.load(str(out))
+    model, _ = load_model(checkpoint)
+    x = torch.randn(2, 3, 40, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), model(x), atol=1e-4, rtol=0)
+
+
+def test_a_mismatch_fails_the_command(checkpoint, tmp_path, monkeypatch, capsys):
+    real_runner = export._torchscript_runner
+
+    def off_by_a_little(path):
+        run = real_runner(path)
+        return lambda clip: run(clip) + 1e-3
+
+    monkeypatch.setattr(export, "_torchscript_runner", off_by_a_little)
+    code = main(["export", "--checkpoint", str(checkpoint), "--format", "torchscript",
+                 "--out", str(tmp_path / "m.pt")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "MISMATCH" in out and "does NOT match" in out
+
+
+def test_runtime_failure_is_reported_not_raised(checkpoint):
+    model, _ = load_model(checkpoint)
+
+    def broken(clip):
+        if clip.shape[2] == 64:
+            raise RuntimeError("shape trouble\nmore")
+        with torch.no_grad():
+            return model(clip).numpy()
+
+    checks = export.check_lengths(model, broken, INPUT)
+    assert [c.ok for c in checks] == [True, False, True]
+    assert checks[1].error == "RuntimeError: shape trouble"
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
+    assert main(["export", "--checkpoint", str(tmp_path / "none.pt"), "--format", "onnx",
+                 "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "none.pt" in capsys.readouterr().err

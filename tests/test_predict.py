@@ -1,0 +1,126 @@
+"""``mict predict`` / ``load(CKPT).predict``: real video files of odd sizes and formats."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mictnet.cli import main
+from mictnet.data.decode import read_frames
+from mictnet.data.transforms import eval_transform
+from mictnet.engine.checkpoint import CheckpointMeta, save_checkpoint
+from mictnet.models import build_model
+from mictnet.tools.predict import Predictor, clip_starts, load
+
+CLASSES = ["clap", "jump", "wave"]
+INPUT = (8, 32, 32)
+RESIZE = (40, 36)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_model("mict_resnet18", num_classes=3)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    meta = CheckpointMeta(model.spec, CLASSES, INPUT, {"data": {"resize": list(RESIZE)}})
+    save_checkpoint(path, model, meta)
+    return path
+
+
+@pytest.fixture(scope="module")
+def predictor(checkpoint) -> Predictor:
+    torch.set_num_threads(1)
+    return load(checkpoint, clips=3)
+
+
+def expected_probabilities(predictor: Predictor, path, clips: list[list[int]]) -> torch.Tensor:
+    """Softmax averaged over ``clips`` (frame index lists), computed directly."""
+    transform = eval_transform(INPUT[1], RESIZE)
+    batch = torch.stack([transform(torch.from_numpy(read_frames(path, c)[0])) for c in clips])
+    with torch.no_grad():
+        return predictor.model(batch).softmax(dim=1).mean(dim=0)
+
+
+@pytest.mark.parametrize(("name", "fourcc", "size", "frames", "color"), [
+    ("odd.mp4", "mp4v", (176, 144), 30, True),
+    ("hd.avi", "XVID", (1280, 720), 10, True),
+    ("small.webm", "VP80", (98, 74), 20, True),
+    ("gray.avi", "MJPG", (160, 120), 14, False),
+    ("short.mkv", "XVID", (64, 48), 5, True),
+])
+def test_predict_any_format_size_and_length(predictor, make_video, tmp_path, name, fourcc, size,
+                                            frames, color):
+    path = make_video(tmp_path / name, frames, size=size, fourcc=fourcc, color=color)
+    pred = predictor.predict(path, top=2)
+    assert (pred.width, pred.height, pred.frames) == (*size, frames)
+    assert pred.clip_frames == INPUT[0]
+    assert pred.clips == min(3, -(-frames // INPUT[0]))
+    # The answer is the mean softmax of evenly spaced training-length clips (looped if short).
+    clips = [[(s + k) % frames for k in range(INPUT[0])]
+             for s in clip_starts(frames, INPUT[0], 3)]
+    expected = expected_probabilities(predictor, path, clips)
+    values, indices = expected.topk(2)
+    assert pred.labels == [CLASSES[i] for i in indices.tolist()]
+    np.testing.assert_allclose(pred.probabilities, values.numpy(), atol=1e-5)
+    assert pred.label == pred.labels[0] and pred.probabilities[0] >= pred.probabilities[1]
+
+
+def test_clip_starts_spread_over_the_video():
+    assert clip_starts(5, 8, 5) == [0]
+    assert clip_starts(8, 8, 5) == [0]
+    assert clip_starts(20, 8, 5) == [0, 6, 12]
+    assert clip_starts(1000, 16, 5) == [0, 246, 492, 738, 984]
+
+
+def test_timeline_one_step_per_second(predictor, make_video, tmp_path):
+    path = make_video(tmp_path / "long.mp4", 47, size=(96, 72), fourcc="mp4v", fps=10)
+    steps = predictor.timeline(path)
+    assert [(s.start, s.end) for s in steps] == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 4.7)]
+    # 8-frame windows centred on frames 5, 15, 25, 35, 45; the last one kept inside the video.
+    assert [s.first_frame for s in steps] == [1, 11, 21, 31, 39]
+    for s in steps:
+        assert s.frames == INPUT[0]
+        probs = expected_probabilities(predictor, path,
+                                       [list(range(s.first_frame, s.first_frame + INPUT[0]))])
+        assert s.label == CLASSES[int(probs.argmax())]
+        assert s.probability == pytest.approx(float(probs.max()), abs=1e-5)
+
+
+def test_cli_bad_video_does_not_stop_the_others(checkpoint, make_video, tmp_path, capsys):
+    good = make_video(tmp_path / "good.avi", 12, size=(176, 144))
+    other = make_video(tmp_path / "other.webm", 9, size=(80, 60), fourcc="VP80")
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00not a video" * 200)
+    missing = tmp_path / "missing.mkv"
+    code = main(["predict", str(good), str(bad), str(missing), str(other),
+                 "--checkpoint", str(checkpoint), "--top", "3"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert str(good) in out and str(other) in out and out.count("3. ") == 2
+    assert f"error: {bad}:" in err and f"error: {missing}:" in err
+    assert "2 of 4 videos could not be read" in err
+
+
+def test_cli_json_and_timeline_files(checkpoint, make_video, tmp_path, capsys):
+    video = make_video(tmp_path / "clip.mp4", 30, size=(64, 48), fourcc="mp4v", fps=12)
+    out_dir = tmp_path / "out"
+    code = main(["predict", str(video), "--checkpoint", str(checkpoint), "--json", "--timeline",
+                 "--top", "1", "--out", str(out_dir)])
+    assert code == 0
+    [record] = json.loads(capsys.readouterr().out)
+    assert record["labels"][0] in CLASSES and len(record["probabilities"]) == 1
+    assert [(s["start"], s["end"]) for s in record["timeline"]] == [(0, 1), (1, 2), (2, 2.5)]
+    png, table = out_dir / "clip.mp4.timeline.png", out_dir / "clip.mp4.timeline.json"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(table.read_text()) == record["timeline"]
+    assert json.loads((out_dir / "predictions.json").read_text()) == [record]
+
+
+def test_bad_checkpoint_is_a_clear_error(tmp_path, capsys):
+    bad = tmp_path / "nope.pt"
+    bad.write_bytes(b"garbage")
+    assert main(["predict", "x.mp4", "--checkpoint", str(bad)]) == 2
+    assert "nope.pt" in capsys.readouterr().err
