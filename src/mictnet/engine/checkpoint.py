@@ -88,10 +88,13 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta,
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint dict safely (``weights_only=True``), with clear errors."""
+    """Read a checkpoint dict safely (``weights_only=True``), with clear errors.
+
+    ``path`` may be a run folder: its ``best.pt``, or ``last.pt`` when there is no ``best.pt``.
+    """
     path = Path(path)
-    if path.is_dir():
-        path = path / "best.pt"
+    if path.is_dir():  # a run folder: its best model, or its latest without a test set
+        path = path / "best.pt" if (path / "best.pt").is_file() else path / "last.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
     try:

@@ -1,0 +1,98 @@
+"""A run folder's records: ``metrics.csv``, ``train.log`` and TensorBoard events."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("mictnet.train")
+
+METRIC_COLUMNS = ("epoch", "step", "lr", "train_loss", "train_top1", "test_loss", "test_top1",
+                  "test_top5", "epoch_seconds", "clips_per_s")
+
+
+class RunLog:
+    """Writes the run's records (only on the main process; elsewhere every call is a no-op).
+
+    ``metrics.csv`` is rewritten whole from the history kept in the checkpoint, so after a
+    resume it holds exactly one row per finished epoch. ``purge_step`` drops TensorBoard events
+    past the resumed step.
+    """
+
+    def __init__(self, run_dir: Path, *, enabled: bool, tensorboard: bool,
+                 purge_step: int | None = None) -> None:
+        self.run_dir = run_dir
+        self.enabled = enabled
+        self.writer = None
+        self.handler: logging.Handler | None = None
+        if not enabled:
+            return
+        self.handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        log.addHandler(self.handler)
+        if log.getEffectiveLevel() > logging.INFO:
+            log.setLevel(logging.INFO)
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        if self.writer is not None and math.isfinite(value):
+            self.writer.add_scalar(tag, value, step)
+
+    def epoch(self, record: dict[str, Any], history: list[dict[str, Any]]) -> None:
+        """Record a finished epoch: TensorBoard points and the whole ``metrics.csv``."""
+        if not self.enabled:
+            return
+        for key in ("train_loss", "train_top1", "test_loss", "test_top1", "test_top5"):
+            if record.get(key) is not None:
+                group, name = key.split("_", 1)
+                self.scalar(f"{name}/{group}", record[key], record["step"])
+        if self.writer is not None:
+            self.writer.flush()
+        write_metrics_csv(self.run_dir / "metrics.csv", history)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.handler is not None:
+            log.removeHandler(self.handler)
+            self.handler.close()
+
+
+def write_metrics_csv(path: Path, history: list[dict[str, Any]]) -> None:
+    """One row per epoch (empty cells where a value was not measured), replaced atomically."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRIC_COLUMNS})
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(buf.getvalue(), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_metrics_csv(path: str | Path) -> list[dict[str, float | None]]:
+    """The rows of a ``metrics.csv`` as numbers (``None`` for empty cells)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no metrics file")
+    rows = []
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"epoch", "train_loss"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path}: not a mictnet metrics.csv (no {', '.join(missing)} column)")
+        for line, row in enumerate(reader, start=2):
+            try:
+                rows.append({k: (float(v) if v not in ("", None) else None)
+                             for k, v in row.items()})
+            except ValueError as err:
+                raise ValueError(f"{path} line {line}: {err}") from None
+    return rows

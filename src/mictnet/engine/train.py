@@ -1,0 +1,575 @@
+"""The training loop: accumulation, AMP, DDP, resumable checkpoints and the run folder.
+
+One :class:`Trainer` runs one configuration in one run folder. It resumes from ``last.pt`` at the
+optimiser-step boundary where the checkpoint was taken, with the model, optimiser, scheduler,
+AMP scaler, epoch, step, the epoch's running sums, the metric history and every RNG state of
+every process; with the seeded per-epoch data order (:mod:`.sampling`) the resumed run replays
+the rest of the epoch exactly. SIGTERM or a first Ctrl-C finish the current step, write
+``last.pt`` and stop; a second Ctrl-C stops at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from ..models import build_model, to_channels_last
+from . import distributed as D
+from .checkpoint import CheckpointMeta, load_checkpoint, load_weights, save_checkpoint
+from .config import ModelConfig, OptimConfig, RuntimeConfig, TrainConfig, save_config
+from .rng import capture_rng_state, restore_rng_state, seed_everything
+from .runlog import RunLog, log, write_metrics_csv
+from .sampling import SeededItems, ShardSampler, TrainSampler
+from .schedule import build_scheduler
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss or the weights became NaN/inf; the run stopped without overwriting checkpoints."""
+
+
+@dataclass
+class TrainResult:
+    """How a run ended."""
+
+    run_dir: Path
+    epochs_done: int
+    global_step: int
+    best_top1: float | None
+    best_epoch: int | None
+    last: dict[str, Any] | None  # the last epoch's metrics record
+    seconds: float  # this session's wall time
+    interrupted: bool
+
+
+def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
+    """``auto`` -> this process's GPU when CUDA is available, else the CPU."""
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(spec)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {spec!r} requested but CUDA is not available")
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+    return device
+
+
+def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype (None: full precision). ``auto`` means bf16/fp16 on CUDA, none on CPU."""
+    if mode == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[mode]
+
+
+def configure_runtime(rt: RuntimeConfig, device: torch.device) -> None:
+    """Threads, cuDNN autotuning and deterministic algorithms."""
+    if rt.threads:
+        torch.set_num_threads(rt.threads)
+    if rt.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = rt.cudnn_benchmark and not rt.deterministic
+        torch.backends.cudnn.deterministic = rt.deterministic
+
+
+def build_configured_model(cfg: ModelConfig, num_classes: int, *, pretrained: bool = True
+                           ) -> nn.Module:
+    """The configured model; ``pretrained=False`` skips loading weights (a resume loads its own)."""
+    options = cfg.options()
+    if pretrained and cfg.pretrained:
+        options["pretrained"] = cfg.pretrained
+    try:
+        return build_model(cfg.name, num_classes, **options)
+    except TypeError as err:
+        raise ValueError(f"model options: {err}") from None
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.decay_norm_and_bias:
+        groups = [{"params": params, "weight_decay": cfg.weight_decay}]
+    else:
+        groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": cfg.weight_decay},
+                  {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    if cfg.name == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def _format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class Trainer:
+    """Trains ``config`` on ``train_set``, evaluating on ``test_set``, in ``run_dir``.
+
+    Datasets yield ``(clip 3×T×H×W float, label int)``. Launched by ``torchrun``, every process
+    builds its own Trainer with the same arguments; the first Trainer joins the process group,
+    which stays up for further runs until :func:`~.distributed.cleanup_distributed`.
+    """
+
+    def __init__(self, config: TrainConfig, run_dir: str | Path, train_set: Dataset,
+                 test_set: Dataset | None, classes: list[str], *, resume: bool = False) -> None:
+        self.cfg = config
+        self.run_dir = Path(run_dir)
+        self.classes = list(classes)
+        rt = config.runtime
+        self.dist = D.env_dist_info()
+        self.device = resolve_device(rt.device, self.dist.local_rank)
+        D.init_distributed(self.device)
+        configure_runtime(rt, self.device)
+        self.amp_dtype = resolve_amp(rt.amp, self.device)
+        self.channels_last = rt.channels_last and self.device.type == "cuda"
+        self.is_main = self.dist.is_main
+
+        optim = config.optim
+        world = self.dist.world_size
+        if optim.batch_size % world:
+            raise ValueError(f"batch size {optim.batch_size} is not divisible by {world} "
+                             "processes")
+        share = optim.batch_size // world
+        self.micro_batch = optim.micro_batch_size or share
+        if share % self.micro_batch:
+            raise ValueError(f"per-process batch {share} is not a multiple of the micro-batch "
+                             f"{self.micro_batch}")
+        self.accumulation = share // self.micro_batch
+
+        seed_everything(rt.seed)  # the same initial weights in every process
+        model = build_configured_model(config.model, len(self.classes), pretrained=not resume)
+        model.to(self.device)
+        if self.channels_last:
+            to_channels_last(model)
+        self.model = model
+        self.net: nn.Module = model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(model, device_ids=ids)
+
+        self.sampler = TrainSampler(train_set, optim.batch_size, num_replicas=world,
+                                    rank=self.dist.rank, seed=rt.seed)
+        self.steps_per_epoch = self.sampler.steps_per_epoch
+        workers = config.data.workers
+        pin = self.device.type == "cuda"
+        # Loaders draw their worker seeds from their own generators, never from the global RNG.
+        self.train_loader = DataLoader(
+            SeededItems(train_set), batch_size=self.micro_batch, sampler=self.sampler,
+            num_workers=workers, pin_memory=pin, persistent_workers=False,
+            generator=torch.Generator().manual_seed(rt.seed))
+        self.test_loader = None
+        if test_set is not None:
+            self.test_loader = DataLoader(
+                test_set, batch_size=self.micro_batch, num_workers=workers, pin_memory=pin,
+                sampler=ShardSampler(len(test_set), num_replicas=world,  # type: ignore[arg-type]
+                                     rank=self.dist.rank),
+                generator=torch.Generator().manual_seed(rt.seed))
+
+        self.optimizer = build_optimizer(model, optim)
+        self.scheduler = build_scheduler(self.optimizer, config.schedule, self.steps_per_epoch)
+        self.scaler = torch.amp.GradScaler(self.device.type,
+                                           enabled=self.amp_dtype == torch.float16)
+
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.global_step = 0
+        self.epoch_sums = [0.0, 0.0, 0.0]  # loss sum, correct, clips of the running epoch
+        self.epoch_seconds = 0.0
+        self.history: list[dict[str, Any]] = []
+        self.best_top1: float | None = None
+        self.best_epoch: int | None = None
+        self.stop_requested = False
+        self.last_save = time.monotonic()
+
+        seed_everything(rt.seed + self.dist.rank)  # dropout streams differ between processes
+        if resume:
+            self._load_state(self.run_dir / "last.pt")
+        elif self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(config, self.run_dir / "config.yaml")
+        D.barrier()
+        self.runlog = RunLog(self.run_dir, enabled=self.is_main, tensorboard=rt.tensorboard,
+                             purge_step=self.global_step if resume else None)
+
+    # ------------------------------------------------------------------------- public
+
+    def fit(self) -> TrainResult:
+        """Train to the configured number of epochs (or until stopped); return the outcome."""
+        start = time.monotonic()
+        epochs = self.cfg.schedule.epochs
+        interrupted = False
+        previous = self._install_stop_handlers()
+        try:
+            with logging_redirect_tqdm():
+                self._announce()
+                if self.history and self.is_main:
+                    write_metrics_csv(self.run_dir / "metrics.csv", self.history)
+                while self.epoch < epochs and not interrupted:
+                    interrupted = not self._train_epoch()
+                    if not interrupted:
+                        self._finish_epoch()
+                result = TrainResult(self.run_dir, self.epoch, self.global_step, self.best_top1,
+                                     self.best_epoch, self.history[-1] if self.history else None,
+                                     time.monotonic() - start, interrupted)
+                if self.is_main:
+                    self._summary(result)
+        finally:
+            self._restore_stop_handlers(previous)
+            self.runlog.close()
+        return result
+
+    # ------------------------------------------------------------------------- epochs
+
+    def _train_epoch(self) -> bool:
+        """Run the rest of the current epoch; False when stopped by a signal."""
+        self.sampler.set_epoch(self.epoch)
+        self.sampler.set_start_step(self.step_in_epoch)
+        self._set_train_mode()
+        batches = iter(self.train_loader)
+        epochs = self.cfg.schedule.epochs
+        bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch, unit="step",
+                   desc=f"epoch {self.epoch + 1}/{epochs}", leave=False, dynamic_ncols=True,
+                   disable=not (self.is_main and self.cfg.runtime.progress))
+        t0 = time.monotonic()
+        steps_done = 0
+        seconds_before = self.epoch_seconds
+        try:
+            while self.step_in_epoch < self.steps_per_epoch:
+                boundary_rng = capture_rng_state()
+                try:
+                    step_stats = self._forward_backward(batches)
+                except (RuntimeError, OSError):
+                    if self.stop_requested and not self.dist.enabled:
+                        # a Ctrl-C also stops the loader's workers; the weights are untouched
+                        self._save_last(rng=boundary_rng)
+                        return False
+                    raise
+                flags = self._step_flags()
+                totals = D.all_reduce_sum(torch.cat([step_stats, flags.to(step_stats)]).double())
+                loss_sum, correct, count, nonfinite, save_due, stop = totals.tolist()
+                if nonfinite:
+                    raise NonFiniteLossError(self._nonfinite_message(loss_sum / max(count, 1)))
+                self._optimizer_step()
+                self.global_step += 1
+                self.step_in_epoch += 1
+                for i, v in enumerate((loss_sum, correct, count)):
+                    self.epoch_sums[i] += v
+                steps_done += 1
+                self.epoch_seconds = seconds_before + time.monotonic() - t0
+                self._progress(bar, steps_done, t0, count)
+                if self.global_step % self.cfg.runtime.log_every == 0:
+                    self.runlog.scalar("loss/train_step", loss_sum / count, self.global_step)
+                    self.runlog.scalar("lr", self._lr(), self.global_step)
+                if stop:
+                    self._save_last()
+                    return False
+                if save_due and (self.step_in_epoch < self.steps_per_epoch
+                                 or not self._epoch_end_save_due()):
+                    self._save_last()
+        finally:
+            bar.close()
+        return True
+
+    def _forward_backward(self, batches: Iterator) -> torch.Tensor:
+        """One optimiser step's micro-batches: gradients accumulated, ``[loss sum, correct,
+        clips, non-finite]`` of this process returned."""
+        self.optimizer.zero_grad(set_to_none=True)
+        stats = torch.zeros(4, device=self.device)
+        for i in range(self.accumulation):
+            clips, labels = next(batches)
+            clips = clips.to(self.device, non_blocking=True,
+                             memory_format=(torch.channels_last_3d if self.channels_last
+                                            else torch.preserve_format))
+            labels = labels.to(self.device, non_blocking=True)
+            last = i == self.accumulation - 1
+            sync = nullcontext() if last or not self.dist.enabled else self.net.no_sync()
+            with sync:
+                with self._autocast():
+                    logits = self.net(clips)
+                loss = F.cross_entropy(logits.float(), labels,
+                                       label_smoothing=self.cfg.optim.label_smoothing)
+                self.scaler.scale(loss / self.accumulation).backward()
+            n = labels.numel()
+            detached = loss.detach()
+            stats[0] += detached * n
+            stats[1] += (logits.detach().argmax(dim=1) == labels).sum()
+            stats[2] += n
+            stats[3] += (~torch.isfinite(detached)).float()
+        return stats
+
+    def _epoch_end_save_due(self) -> bool:
+        """Whether the epoch ending now (or at this step) is followed by a ``last.pt``."""
+        every = self.cfg.runtime.checkpoint_epochs
+        ending = self.epoch + (self.step_in_epoch == self.steps_per_epoch)
+        return ending == self.cfg.schedule.epochs or bool(every) and ending % every == 0
+
+    def _step_flags(self) -> torch.Tensor:
+        """``[save due, stop requested]`` of this process (the main process keeps the clock)."""
+        rt = self.cfg.runtime
+        save_due = bool(rt.checkpoint_every) and (self.global_step + 1) % rt.checkpoint_every == 0
+        if self.is_main and rt.checkpoint_minutes:
+            save_due |= time.monotonic() - self.last_save >= rt.checkpoint_minutes * 60
+        return torch.tensor([float(save_due), float(self.stop_requested)])
+
+    def _optimizer_step(self) -> None:
+        clip = self.cfg.optim.clip_grad_norm
+        if clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+
+    def _finish_epoch(self) -> None:
+        loss_sum, correct, count = self.epoch_sums
+        epochs = self.cfg.schedule.epochs
+        self.epoch += 1
+        evaluate = self.test_loader is not None and (
+            self.epoch % self.cfg.runtime.eval_every == 0 or self.epoch == epochs)
+        test = self._evaluate() if evaluate else {}
+        record = {
+            "epoch": self.epoch, "step": self.global_step, "lr": self._lr(),
+            "train_loss": loss_sum / count, "train_top1": correct / count,
+            "test_loss": test.get("loss"), "test_top1": test.get("top1"),
+            "test_top5": test.get("top5"), "epoch_seconds": round(self.epoch_seconds, 3),
+            "clips_per_s": round(count / max(self.epoch_seconds, 1e-9), 2),
+        }
+        self.history.append(record)
+        self.step_in_epoch = 0
+        self.epoch_sums = [0.0, 0.0, 0.0]
+        self.epoch_seconds = 0.0
+        top1 = record["test_top1"]
+        if top1 is not None and (self.best_top1 is None or top1 > self.best_top1):
+            self.best_top1, self.best_epoch = top1, self.epoch
+            self._check_weights_finite()
+            if self.is_main:
+                save_checkpoint(self.run_dir / "best.pt", self.model, self._meta(record))
+        if self._epoch_end_save_due():
+            self._save_last()
+        self.runlog.epoch(record, self.history)
+        if self.is_main:
+            log.info(self._epoch_line(record))
+
+    @torch.no_grad()
+    def _evaluate(self) -> dict[str, float]:
+        """Test loss, top-1 and top-5 over the whole test set (all processes together)."""
+        self.net.eval()
+        D.broadcast_buffers(self.model)  # every process evaluates the main process's model
+        sums = torch.zeros(4, dtype=torch.float64, device=self.device)
+        bar = tqdm(self.test_loader, desc="test", unit="batch", leave=False, dynamic_ncols=True,
+                   disable=not (self.is_main and self.cfg.runtime.progress))
+        for clips, labels in bar:
+            clips = clips.to(self.device, non_blocking=True,
+                             memory_format=(torch.channels_last_3d if self.channels_last
+                                            else torch.preserve_format))
+            labels = labels.to(self.device, non_blocking=True)
+            with self._autocast():
+                logits = self.model(clips).float()
+            k = min(5, logits.shape[1])
+            top = logits.topk(k, dim=1).indices == labels[:, None]
+            sums += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
+                                 top[:, 0].sum().double(), top.any(dim=1).sum().double(),
+                                 torch.tensor(float(labels.numel()), device=self.device,
+                                              dtype=torch.float64)])
+        loss, top1, top5, n = D.all_reduce_sum(sums).tolist()
+        self._set_train_mode()
+        if n == 0:
+            raise ValueError("the test set is empty")
+        return {"loss": loss / n, "top1": top1 / n, "top5": top5 / n}
+
+    # ------------------------------------------------------------------------- checkpoints
+
+    def _meta(self, record: dict[str, Any] | None) -> CheckpointMeta:
+        data = self.cfg.data
+        metrics = {k: float(v) for k, v in (record or {}).items() if v is not None}
+        return CheckpointMeta(self.model.spec, self.classes,
+                              (data.frames, data.crop_size, data.crop_size),
+                              self.cfg.to_dict(), self.epoch, self.global_step, metrics)
+
+    def _save_last(self, rng: dict[str, Any] | None = None) -> None:
+        """Write ``last.pt`` at the current step boundary (collective under DDP)."""
+        self._check_weights_finite()
+        rng_states = D.all_gather_objects(rng if rng is not None else capture_rng_state())
+        if self.is_main:
+            state = {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "epoch": self.epoch,
+                "step_in_epoch": self.step_in_epoch,
+                "global_step": self.global_step,
+                "epoch_sums": list(self.epoch_sums),
+                "epoch_seconds": self.epoch_seconds,
+                "history": self.history,
+                "best_top1": self.best_top1,
+                "best_epoch": self.best_epoch,
+                "world_size": self.dist.world_size,
+                "rng": rng_states,
+            }
+            record = self.history[-1] if self.history else None
+            save_checkpoint(self.run_dir / "last.pt", self.model, self._meta(record), state)
+        self.last_save = time.monotonic()
+
+    def _load_state(self, path: Path) -> None:
+        ckpt = load_checkpoint(path)
+        state = ckpt.get("training_state")
+        if not state:
+            raise ValueError(f"{path}: holds no training state to resume from")
+        name = ckpt["model"]["name"]
+        if name != self.cfg.model.name:
+            raise ValueError(f"{path}: a {name} checkpoint, but the config trains "
+                             f"{self.cfg.model.name}")
+        if list(ckpt["classes"]) != self.classes:
+            raise ValueError(f"{path}: the checkpoint's {len(ckpt['classes'])} classes differ "
+                             f"from the dataset's {len(self.classes)}")
+        load_weights(self.model, ckpt["state_dict"], str(path))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch = int(state["epoch"])
+        self.step_in_epoch = int(state["step_in_epoch"])
+        self.global_step = int(state["global_step"])
+        self.epoch_sums = [float(v) for v in state["epoch_sums"]]
+        self.epoch_seconds = float(state["epoch_seconds"])
+        self.history = list(state["history"])
+        self.best_top1 = state["best_top1"]
+        self.best_epoch = state["best_epoch"]
+        if int(state["world_size"]) == self.dist.world_size:
+            restore_rng_state(state["rng"][self.dist.rank])
+        else:
+            log.warning("resuming with %d processes a run checkpointed with %d: the data order "
+                        "is kept, random augmentation/dropout streams are reseeded",
+                        self.dist.world_size, state["world_size"])
+            seed_everything(self.cfg.runtime.seed + self.global_step * 1000 + self.dist.rank)
+
+    def _check_weights_finite(self) -> None:
+        for name, p in self.model.named_parameters():
+            if not torch.isfinite(p).all():
+                raise NonFiniteLossError(
+                    f"weight {name} became NaN/inf at epoch {self.epoch + 1}, step "
+                    f"{self.step_in_epoch}; {self._last_good()}")
+
+    def _nonfinite_message(self, loss: float) -> str:
+        return (f"the loss became {loss} at epoch {self.epoch + 1}, step "
+                f"{self.step_in_epoch + 1}: training stopped. {self._last_good()} "
+                "Try a lower --lr, --set optim.clip_grad_norm=..., or another --amp mode.")
+
+    def _last_good(self) -> str:
+        last = self.run_dir / "last.pt"
+        if not last.is_file():
+            return "No checkpoint was written yet."
+        return (f"The last good checkpoint is kept: {last} "
+                f"(resume with: mict train --resume {self.run_dir}).")
+
+    # ------------------------------------------------------------------------- helpers
+
+    def _set_train_mode(self) -> None:
+        self.net.train()
+        if self.cfg.model.freeze_bn:
+            for m in self.model.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _progress(self, bar: tqdm, steps_done: int, t0: float, clips: float) -> None:
+        if bar.disable:
+            return
+        loss_sum, correct, count = self.epoch_sums
+        elapsed = time.monotonic() - t0
+        per_step = elapsed / steps_done
+        remaining = ((self.cfg.schedule.epochs - self.epoch) * self.steps_per_epoch
+                     - self.step_in_epoch)
+        bar.set_postfix(loss=f"{loss_sum / count:.3f}", acc=f"{correct / count:.1%}",
+                        clips_s=f"{steps_done * clips / elapsed:.1f}",
+                        eta=_format_seconds(remaining * per_step), refresh=False)
+        bar.update(1)
+
+    def _install_stop_handlers(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def request_stop(signum: int, frame: Any) -> None:
+            if self.stop_requested and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+            if self.is_main:
+                log.warning("stopping after this step (checkpoint follows); Ctrl-C again "
+                            "to stop at once")
+
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in previous:
+            signal.signal(s, request_stop)
+        return previous
+
+    @staticmethod
+    def _restore_stop_handlers(previous: dict[int, Any]) -> None:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+    def _announce(self) -> None:
+        if not self.is_main:
+            return
+        cfg = self.cfg
+        what = "resuming" if self.global_step else "training"
+        log.info("%s %s on %d classes in %s: %s, %d process(es), batch %d = %d x %d micro x %d "
+                 "accumulation, %d steps/epoch, amp %s", what, cfg.model.name, len(self.classes),
+                 self.run_dir, self.device, self.dist.world_size, cfg.optim.batch_size,
+                 self.dist.world_size, self.micro_batch, self.accumulation, self.steps_per_epoch,
+                 str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "off")
+        if self.global_step:
+            log.info("from epoch %d, step %d of %d (global step %d)", self.epoch + 1,
+                     self.step_in_epoch, self.steps_per_epoch, self.global_step)
+
+    def _epoch_line(self, r: dict[str, Any]) -> str:
+        line = (f"epoch {r['epoch']}/{self.cfg.schedule.epochs}  train loss "
+                f"{r['train_loss']:.4f} top-1 {r['train_top1']:.1%}")
+        if r["test_top1"] is not None:
+            line += (f"  test loss {r['test_loss']:.4f} top-1 {r['test_top1']:.1%} "
+                     f"top-5 {r['test_top5']:.1%}")
+        return (line + f"  lr {r['lr']:.3g}  {r['clips_per_s']:.1f} clips/s  "
+                f"{_format_seconds(r['epoch_seconds'])}")
+
+    def _summary(self, result: TrainResult) -> None:
+        state = "stopped" if result.interrupted else "finished"
+        log.info("%s after %d/%d epochs (global step %d) in %s", state, result.epochs_done,
+                 self.cfg.schedule.epochs, result.global_step, _format_seconds(result.seconds))
+        last = result.last
+        if result.best_top1 is not None:
+            log.info("best test top-1 %.1f%% (epoch %d)", 100 * result.best_top1,
+                     result.best_epoch)
+        if last is not None and last.get("test_top1") is not None:
+            log.info("last epoch: test top-1 %.1f%%, top-5 %.1f%%", 100 * last["test_top1"],
+                     100 * last["test_top5"])
+        log.info("run folder %s: config.yaml, last.pt%s, metrics.csv, train.log%s",
+                 self.run_dir, ", best.pt" if result.best_top1 is not None else "",
+                 ", tensorboard/" if self.cfg.runtime.tensorboard else "")
+        if result.interrupted:
+            log.info("continue with: mict train --resume %s", self.run_dir)

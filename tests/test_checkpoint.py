@@ -1,0 +1,132 @@
+"""Checkpoints: round trip, weights_only-safe training state, clear errors on bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from mictnet.engine.checkpoint import (
+    CheckpointMeta,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
+from mictnet.engine.train import Trainer
+from mictnet.models import build_model
+from tiny_clips import MovingSquares, tiny_config
+
+CLASSES = ["right", "left", "down", "up"]
+
+
+def tiny_model(num_classes: int = 4):
+    torch.manual_seed(0)
+    return build_model("tiny_video_net", num_classes, dropout=0.1)
+
+
+def save_tiny(path: Path, model=None, classes=CLASSES) -> torch.nn.Module:
+    model = model if model is not None else tiny_model(len(classes))
+    save_checkpoint(path, model, CheckpointMeta(model.spec, list(classes), (8, 32, 32),
+                                                {"note": "test"}, epoch=3, step=30,
+                                                metrics={"test_top1": 0.5}))
+    return model
+
+
+def test_round_trip_rebuilds_model_and_meta(tmp_path: Path) -> None:
+    model = save_tiny(tmp_path / "a.pt")
+    loaded, meta = load_model(tmp_path / "a.pt")
+    assert meta.spec.name == "tiny_video_net" and meta.spec.options == {"dropout": 0.1}
+    assert meta.classes == CLASSES and meta.input_size == (8, 32, 32)
+    assert (meta.epoch, meta.step, meta.metrics, meta.config) == (3, 30, {"test_top1": 0.5},
+                                                                  {"note": "test"})
+    assert not loaded.training
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+
+
+def test_training_checkpoint_loads_with_weights_only(tmp_path: Path) -> None:
+    cfg = tiny_config(schedule={"epochs": 1, "milestones": []}, optim={"batch_size": 4})
+    train = MovingSquares(8, seed=0)
+    Trainer(cfg, tmp_path / "run", train, MovingSquares(4, seed=1), train.classes).fit()
+    for name in ("last.pt", "best.pt"):
+        ckpt = torch.load(tmp_path / "run" / name, weights_only=True)  # no unsafe pickles
+        assert ckpt["config"]["model"]["name"] == "tiny_video_net"
+    state = load_checkpoint(tmp_path / "run" / "last.pt")["training_state"]
+    assert {"optimizer", "scheduler", "scaler", "rng", "history"} <= set(state)
+    assert state["epoch"] == 1 and state["global_step"] == 2
+    model, meta = load_model(tmp_path / "run")  # a run folder means its best.pt
+    assert meta.classes == train.classes and meta.input_size == (8, 32, 32)
+    (tmp_path / "run" / "best.pt").unlink()  # e.g. trained without a test set
+    assert load_checkpoint(tmp_path / "run")["training_state"] is not None  # then last.pt
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+        load_model(tmp_path / "nothing.pt")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_truncated_or_corrupt_file(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "a.pt"
+    save_tiny(path)
+    data = path.read_bytes()
+    path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"\x00junk" * 100,
+                      "empty": b""}[damage])
+    with pytest.raises(ValueError, match=r"a\.pt: truncated or corrupt checkpoint"):
+        load_model(path)
+
+
+def test_plain_state_dict_is_not_a_checkpoint(tmp_path: Path) -> None:
+    torch.save(tiny_model().state_dict(), tmp_path / "weights.pt")
+    with pytest.raises(ValueError, match="not a mictnet checkpoint"):
+        load_model(tmp_path / "weights.pt")
+
+
+def test_weights_of_another_model(tmp_path: Path) -> None:
+    path = tmp_path / "a.pt"
+    save_tiny(path)
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["model"] = {"name": "resnet2d_18", "num_classes": 4, "options": {}}
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match=r"a\.pt: weights do not fit ResNet2d"):
+        load_model(path)
+
+
+def test_wrong_class_count(tmp_path: Path) -> None:
+    path = tmp_path / "a.pt"
+    save_tiny(path)
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["classes"] = CLASSES[:3]
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match="3 class names for a 4-class model"):
+        load_model(path)
+    ckpt["classes"] = CLASSES + ["still"]
+    ckpt["model"]["num_classes"] = 5  # the classifier holds 4 rows
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match="weights do not fit"):
+        load_model(path)
+
+
+def test_ddp_module_prefix_loads(tmp_path: Path) -> None:
+    path = tmp_path / "a.pt"
+    model = save_tiny(path)
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["state_dict"] = {f"module.{k}": v for k, v in ckpt["state_dict"].items()}
+    torch.save(ckpt, path)
+    loaded, _ = load_model(path)
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+
+
+def test_save_unwraps_ddp_like_wrappers(tmp_path: Path) -> None:
+    class Wrapper(torch.nn.Module):  # what DistributedDataParallel looks like from outside
+        def __init__(self, module: torch.nn.Module) -> None:
+            super().__init__()
+            self.module = module
+
+    model = tiny_model()
+    save_checkpoint(tmp_path / "a.pt", Wrapper(model),
+                    CheckpointMeta(model.spec, CLASSES, (8, 32, 32)))
+    keys = torch.load(tmp_path / "a.pt", weights_only=True)["state_dict"].keys()
+    assert keys == model.state_dict().keys()

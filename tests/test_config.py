@@ -1,0 +1,97 @@
+"""Training configuration: presets, YAML round trip, overrides and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mictnet.engine.config import (
+    TrainConfig,
+    config_from_dict,
+    list_presets,
+    load_config,
+    parse_assignment,
+    preset,
+    save_config,
+)
+from mictnet.engine.schedule import LRFactor
+
+
+def test_published_presets() -> None:
+    m18 = preset("mict18-ucf101")
+    assert (m18.model.name, m18.model.pretrained, m18.model.dropout) == (
+        "mict_resnet18", "imagenet", 0.5)
+    assert (m18.optim.name, m18.optim.lr, m18.optim.momentum, m18.optim.weight_decay,
+            m18.optim.batch_size) == ("sgd", 1e-2, 0.9, 5e-4, 112)
+    assert (m18.data.frames, m18.data.crop_size) == (16, 160)
+    assert (m18.schedule.epochs, m18.schedule.milestones, m18.schedule.gamma) == (120, [80], 0.1)
+    r3d = preset("r3d18-ucf101")
+    assert r3d.model.name == "resnet3d_18"
+    assert (r3d.schedule.epochs, r3d.schedule.milestones) == (90, [40, 80])
+    long18, long34 = preset("mict18-ucf101-long"), preset("mict34-ucf101-long")
+    assert (long18.model.temporal_stride, long18.optim.batch_size, long18.model.dropout) == (
+        4, 96, 0.6)
+    assert (long34.model.name, long34.model.temporal_stride, long34.optim.batch_size,
+            long34.model.dropout) == ("mict_resnet34", 4, 80, 0.7)
+    assert {"mict18-ucf101", "r3d18-ucf101", "mict18-ucf101-long", "mict34-ucf101-long",
+            "demo"} <= set(list_presets())
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        preset("nope")
+
+
+def test_step_schedule_divides_after_milestones() -> None:
+    cfg = preset("r3d18-ucf101").schedule
+    factor = LRFactor(cfg, steps_per_epoch=10)
+    assert factor(0) == 1.0 and factor(399) == 1.0
+    assert factor(400) == pytest.approx(0.1) and factor(799) == pytest.approx(0.1)
+    assert factor(800) == pytest.approx(0.01)
+
+
+def test_yaml_round_trip(tmp_path: Path) -> None:
+    cfg = preset("mict34-ucf101-long")
+    save_config(cfg, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml") == cfg
+
+
+def test_partial_yaml_over_a_preset(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("optim:\n  lr: 1e-3\n  batch_size: 32\ndata:\n  resize: [320, 240]\n")
+    cfg = load_config(path, base=preset("mict18-ucf101"))
+    assert (cfg.optim.lr, cfg.optim.batch_size, cfg.data.resize) == (1e-3, 32, (320, 240))
+    assert cfg.optim.momentum == 0.9 and cfg.schedule.epochs == 120
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("optim:\n  lrr: 0.1\n", r"c\.yaml: unknown key 'optim\.lrr'"),
+    ("optim:\n  batch_size: many\n", r"c\.yaml: optim\.batch_size must be an integer"),
+    ("optim:\n  lr: -1\n", r"c\.yaml: optim\.lr must be positive"),
+    ("optim: [1, 2]\n", r"c\.yaml: optim must be a mapping"),
+    ("schedule:\n  kind: linear\n", r"schedule\.kind must be one of 'step', 'cosine'"),
+    ("data:\n  flip: sometimes\n", r"data\.flip"),
+    ("optim:\n  lr: 0.1\n bad indent\n", r"c\.yaml line \d+: not valid YAML"),
+    ("- just\n- a list\n", r"c\.yaml: expected a mapping"),
+])
+def test_bad_yaml_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_config(path)
+
+
+def test_assignments_and_flip_lists() -> None:
+    cfg = config_from_dict(parse_assignment("optim.lr=0.5"))
+    assert cfg.optim.lr == 0.5
+    cfg = config_from_dict(parse_assignment("data.flip=[MoveUp, Rise]"), cfg)
+    assert cfg.data.flip == ["MoveUp", "Rise"] and cfg.optim.lr == 0.5
+    cfg = config_from_dict(parse_assignment("model.pretrained="), preset("demo"))
+    assert cfg.model.pretrained is None
+    with pytest.raises(ValueError, match="SECTION.KEY=VALUE"):
+        parse_assignment("optim.lr")
+
+
+def test_checkpoint_config_is_plain_data() -> None:
+    d = preset("mict18-ucf101").to_dict()
+    assert d["data"]["resize"] == [256, 192]  # lists, not tuples
+    assert config_from_dict(d) == preset("mict18-ucf101")
+    assert TrainConfig().model.pretrained is None

@@ -1,0 +1,106 @@
+"""The experiment commands end to end on a tiny synthetic UCF-101-layout folder of real videos:
+``mict train`` (and ``--resume``), ``mict evaluate``, ``mict sweep``, ``mict plot``,
+``mict crossval``."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from mictnet.cli import main
+from mictnet.data.synthetic import SynthConfig, generate_dataset
+from mictnet.engine.runlog import read_metrics_csv
+
+# the tiny net (registered by tiny_clips) keeps this fast; one thread avoids oversubscription
+FAST = ["--model", "tiny_video_net", "--frames", "8", "--crop-size", "32", "--batch-size", "4",
+        "--workers", "0", "--lr", "0.05", "--no-progress", "--set", "data.resize=[32, 32]",
+        "--set", "runtime.threads=1", "--set", "runtime.tensorboard=false",
+        "--set", "model.dropout=0.0"]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2 classes × 3 groups × 2 clips of 8 frames, 32×32 (split 1 tests on group 1)."""
+    import tiny_clips  # noqa: F401  (registers tiny_video_net)
+
+    out = tmp_path_factory.mktemp("synth")
+    return generate_dataset(out, SynthConfig(classes=2, groups=3, clips_per_group=2, frames=8,
+                                             size=(32, 32)), progress=False)
+
+
+@pytest.fixture(scope="module")
+def run(videos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("runs") / "run"
+    assert main(["train", "--dataset", "ucf101", "--root", str(videos), "--split", "1",
+                 "--epochs", "2", "--out", str(run_dir), *FAST]) == 0
+    return run_dir
+
+
+def test_train_writes_the_run_folder(run: Path, videos: Path) -> None:
+    for name in ("config.yaml", "last.pt", "best.pt", "metrics.csv", "train.log"):
+        assert (run / name).is_file(), name
+    rows = read_metrics_csv(run / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [1, 2] and [r["step"] for r in rows] == [2, 4]
+    text = (run / "config.yaml").read_text()
+    assert f"root: {videos}" in text  # absolute root: the run folder is self-contained
+    assert "- ZoomIn" in text  # flip restricted to synth.json's flip-safe classes
+
+
+def test_resume_of_a_finished_run_and_its_rules(run: Path, capsys) -> None:
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert len(read_metrics_csv(run / "metrics.csv")) == 2  # nothing repeated
+    assert main(["train", "--resume", str(run), "--lr", "0.1"]) == 2
+    assert "drop --lr" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run.parent / "nothing")]) == 2
+
+
+def test_train_refuses_to_overwrite_and_reports_bad_roots(run: Path, videos: Path, tmp_path,
+                                                          capsys) -> None:
+    assert main(["train", "--root", str(videos), "--out", str(run), *FAST]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["train", "--root", str(tmp_path / "missing"), "--out",
+                 str(tmp_path / "r"), *FAST]) == 2
+    assert "missing" in capsys.readouterr().err
+
+
+def test_evaluate_matches_training_measurement(run: Path, tmp_path: Path, capsys) -> None:
+    assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--workers", "0",
+                 "--out", str(tmp_path / "eval")]) == 0
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    best = max(r["test_top1"] for r in read_metrics_csv(run / "metrics.csv"))
+    assert report["top1"] == pytest.approx(best)  # the same protocol: first 8 frames, centre
+    assert report["num_samples"] == 4 and report["split"] == 1 and report["mode"] == "clip"
+    assert (tmp_path / "eval" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert "top-1" in capsys.readouterr().out
+    assert main(["evaluate", "--checkpoint", str(run), "--mode", "video", "--frames", "4",
+                 "--clips", "2", "--workers", "0"]) == 0
+    assert (run / "eval-ucf101-split1-video-4f-2clips" / "report.json").is_file()
+
+
+def test_sweep_and_plot(run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--checkpoint", str(run / "best.pt"), str(run / "last.pt"),
+                 "--lengths", "4", "8", "--workers", "0", "--out", str(out)]) == 0
+    with (out / "sweep.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["label"].endswith("best.pt)"), r["frames"]) for r in rows] == [
+        (True, "4"), (True, "8"), (False, "4"), (False, "8")]
+    assert (out / "sweep.png").is_file()
+    assert main(["plot", str(run), "--out", str(tmp_path / "curves.png")]) == 0
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_crossval_table(videos: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "cv"
+    assert main(["crossval", "--root", str(videos), "--folds", "1", "2", "--epochs", "1",
+                 "--out", str(out), *FAST]) == 0
+    summary = json.loads((out / "crossval.json").read_text())
+    assert [s["split"] for s in summary["splits"]] == [1, 2]
+    assert summary["params_m"] > 0 and summary["memory_mb_per_clip"] > 0
+    assert summary["frames_per_s"] > 0
+    table = (out / "crossval.md").read_text()
+    assert "| tiny_video_net | 2 |" in table and "±" in table
+    assert table in capsys.readouterr().out
