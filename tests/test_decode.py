@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 
@@ -42,7 +43,7 @@ def mpeg2_picture_types(path) -> str:
 def write_h264(path):
     """An H.264 MP4 with B-frames, encoded by libx264 (the FFmpeg binary of imageio-ffmpeg,
     a test dependency: OpenCV's wheel has no H.264 encoder)."""
-    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    imageio_ffmpeg = importlib.import_module("imageio_ffmpeg")
     frames = synthetic_frames(FRAMES, SIZE)
     cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
            "-s", f"{SIZE[0]}x{SIZE[1]}", "-r", "25", "-i", "-", "-c:v", "libx264",

@@ -12,7 +12,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
+from mictnet.data import build_dataset
 from mictnet.data.synthetic import (
     MOTIONS,
     SynthConfig,
@@ -88,6 +90,21 @@ def test_split_lines_match_the_official_format(dataset: Path) -> None:
         assert re.fullmatch(pattern, real) and re.fullmatch(pattern, ours), (real, ours)
 
 
+def test_loads_through_the_ucf101_dataset(dataset: Path) -> None:
+    options = {"frames": CONFIG.frames, "crop_size": 28, "resize": CONFIG.size, "max_stride": 1,
+               "flip": CONFIG.flip_safe}
+    train = build_dataset("ucf101", dataset / "UCF-101", split=2, train=True, **options)
+    test = build_dataset("ucf101", dataset / "UCF-101", split=2, train=False, **options)
+    assert train.classes == test.classes == CONFIG.class_names
+    assert (len(train), len(test)) == (8 * 3 * 2, 8 * 1 * 2)
+    for path, label in test.samples:
+        assert "_g02_" in str(path) and CONFIG.class_names[label] in str(path)
+    for ds in (train, test):
+        clip, label = ds[5]
+        assert clip.shape == (3, CONFIG.frames, 28, 28) and clip.dtype == torch.float32
+        assert isinstance(label, int) and ds.samples[5][1] == label
+
+
 def test_held_out_groups() -> None:
     assert held_out_groups(25) == [list(range(1, 8)), list(range(8, 15)), list(range(15, 22))]
     assert held_out_groups(4) == [[1], [2], [3]]
@@ -139,6 +156,14 @@ def test_reversed_class_plays_the_same_clip_backwards() -> None:
             clip = render_clip(MOTION[forward], seed, 8, (48, 40))
             assert np.array_equal(render_clip(MOTION[backward], seed, 8, (48, 40)), clip[::-1])
             assert not np.array_equal(clip, clip[::-1]), forward
+
+
+@pytest.mark.parametrize("motion", MOTIONS, ids=[m.name for m in MOTIONS])
+def test_every_motion_renders_a_moving_clip(motion) -> None:
+    clip = render_clip(motion, 7, 5, (36, 28))
+    assert clip.shape == (5, 28, 36, 3) and clip.dtype == np.uint8
+    assert all(not np.array_equal(a, b) for a, b in zip(clip, clip[1:], strict=False))
+    assert np.array_equal(render_clip(motion, 7, 5, (36, 28)), clip)
 
 
 def motion_centroids(clip: np.ndarray) -> np.ndarray:

@@ -166,7 +166,7 @@ class SynthConfig:
 
     classes: int = 8
     groups: int = 25
-    clips_per_group: int = 4
+    clips_per_group: int = 6
     frames: int = 16
     size: tuple[int, int] = (64, 64)
     seed: int = 0
@@ -200,7 +200,8 @@ class SynthConfig:
 
 
 DEMO_DATASET = SynthConfig()
-"""The dataset ``mict demo`` trains on."""
+"""The dataset ``mict demo`` trains on: 4 time-reversed pairs × 25 groups × 6 clips = 1,200 clips
+of 16 frames at 64×64 (split 1: 864 train, 336 test), generated in about 10 s on one core."""
 
 
 def held_out_groups(groups: int) -> list[list[int]]:

@@ -1,6 +1,6 @@
 """Models: MiCT-ResNets, 3D-ResNet and 2D-ResNet baselines, ImageNet weight transfer."""
 
-from .config import MiCTConfig, ModelSpec, ResNet2dConfig, ResNet3dConfig
+from .config import MiCTConfig, ModelSpec, ResNetConfig
 from .fusion import fuse_conv_bn
 from .memory_format import to_channels_last
 from .mict import MiCTResNet
@@ -14,9 +14,9 @@ __all__ = [
     "MiCTResNet",
     "ModelSpec",
     "ResNet2d",
-    "ResNet2dConfig",
+    "ResNetConfig",
     "ResNet3d",
-    "ResNet3dConfig",
+    "ResNetConfig",
     "TransferReport",
     "build_model",
     "fuse_conv_bn",

@@ -33,21 +33,8 @@ class MiCTConfig:
 
 
 @dataclass(frozen=True)
-class ResNet3dConfig:
-    """3D-ResNet baseline (Hara et al.): every convolution is 3D."""
-
-    block: BlockName = "basic"
-    layers: tuple[int, int, int, int] = (2, 2, 2, 2)
-    num_classes: int = 101
-    dropout: float = 0.5
-
-    def __post_init__(self) -> None:
-        _check_common(self.num_classes, self.dropout)
-
-
-@dataclass(frozen=True)
-class ResNet2dConfig:
-    """2D ResNet applied to every frame, logits averaged over time (no motion)."""
+class ResNetConfig:
+    """The baselines: a 3D-ResNet (Hara et al.) or a 2D ResNet applied to every frame."""
 
     block: BlockName = "basic"
     layers: tuple[int, int, int, int] = (2, 2, 2, 2)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from torch import nn
 
-from .config import BlockName, MiCTConfig, ModelSpec, ResNet2dConfig, ResNet3dConfig
+from .config import BlockName, MiCTConfig, ModelSpec, ResNetConfig
 from .mict import MiCTResNet
 from .resnet2d import ResNet2d
 from .resnet3d import ResNet3d
@@ -59,7 +59,7 @@ def _resnet3d(
     arch: str, block: BlockName, layers: tuple[int, int, int, int], num_classes: int,
     dropout: float, pretrained: Pretrained,
 ) -> ResNet3d:
-    model = ResNet3d(ResNet3dConfig(block, layers, num_classes, dropout))
+    model = ResNet3d(ResNetConfig(block, layers, num_classes, dropout))
     return _maybe_pretrained(model, pretrained, arch)
 
 
@@ -67,7 +67,7 @@ def _resnet2d(
     arch: str, block: BlockName, layers: tuple[int, int, int, int], num_classes: int,
     dropout: float, pretrained: Pretrained,
 ) -> ResNet2d:
-    model = ResNet2d(ResNet2dConfig(block, layers, num_classes, dropout))
+    model = ResNet2d(ResNetConfig(block, layers, num_classes, dropout))
     return _maybe_pretrained(model, pretrained, arch)
 
 

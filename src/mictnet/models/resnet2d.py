@@ -6,14 +6,14 @@ from torch import Tensor, nn
 from torchvision.models.resnet import ResNet
 
 from .blocks import BasicBlock, Bottleneck, to_4d
-from .config import ResNet2dConfig
+from .config import ResNetConfig
 from .init import init_weights
 
 
 class ResNet2d(ResNet):
     """torchvision's ResNet applied frame by frame: input ``N×3×D×H×W``, logits ``N×K``."""
 
-    def __init__(self, config: ResNet2dConfig) -> None:
+    def __init__(self, config: ResNetConfig) -> None:
         block = BasicBlock if config.block == "basic" else Bottleneck
         super().__init__(block, list(config.layers), num_classes=config.num_classes)
         self.config = config

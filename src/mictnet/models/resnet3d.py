@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from .blocks import BasicBlock3d, Bottleneck3d, conv1x1x1
-from .config import ResNet3dConfig
+from .config import ResNetConfig
 from .init import init_weights
 
 _BLOCKS: dict[str, type[BasicBlock3d] | type[Bottleneck3d]] = {
@@ -22,7 +22,7 @@ _BLOCKS: dict[str, type[BasicBlock3d] | type[Bottleneck3d]] = {
 class ResNet3d(nn.Module):
     """3D-ResNet: input ``N×3×D×H×W``, output logits ``N×num_classes``."""
 
-    def __init__(self, config: ResNet3dConfig) -> None:
+    def __init__(self, config: ResNetConfig) -> None:
         super().__init__()
         self.config = config
         block = _BLOCKS[config.block]
