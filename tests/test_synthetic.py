@@ -244,7 +244,8 @@ def test_unreadable_metadata_names_the_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("bad", [
     {"classes": 1}, {"classes": len(MOTIONS) + 1}, {"groups": 2}, {"groups": 100},
-    {"clips_per_group": 0}, {"frames": 1}, {"size": (8, 64)}])
+    {"clips_per_group": 0}, {"frames": 1}, {"size": (8, 64)}, {"size": (65, 64)},
+    {"size": (64, 64, 3)}])
 def test_bad_config_is_refused(bad: dict) -> None:
     with pytest.raises(ValueError):
         SynthConfig(**bad)

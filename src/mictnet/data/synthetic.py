@@ -182,8 +182,9 @@ class SynthConfig:
             raise ValueError(f"clips_per_group must be in 1..99, got {self.clips_per_group}")
         if self.frames < 2:
             raise ValueError(f"frames must be at least 2, got {self.frames}")
-        if len(self.size) != 2 or min(self.size) < 16:
-            raise ValueError(f"size must be (width, height), both >= 16, got {self.size}")
+        if len(self.size) != 2 or min(self.size) < 16 or any(v % 2 for v in self.size):
+            raise ValueError(f"size must be (width, height), both even (MPEG-4) and >= 16, "
+                             f"got {self.size}")
 
     @property
     def motions(self) -> tuple[Motion, ...]:

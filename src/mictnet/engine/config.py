@@ -216,16 +216,21 @@ def _mict34_ucf101_long() -> TrainConfig:
 
 
 def _demo() -> TrainConfig:
-    """``mict demo``: MiCT-ResNet-18 from scratch on the synthetic motion dataset, 2 CPU cores."""
+    """``mict demo``: MiCT-ResNet-18 from scratch on the synthetic motion dataset, 2 CPU cores.
+
+    Loading a 64×64 clip costs 2-5 ms against ~40 ms for its training step, so the main process
+    loads the data (no worker) and torch uses every core; the test split is scored every second
+    epoch."""
     return TrainConfig(
         preset="demo",
         model=ModelConfig("mict_resnet18", pretrained=None, dropout=0.2),
         data=DataConfig("ucf101", frames=16, crop_size=64, resize=(64, 64), jitter=0.0,
-                        max_stride=1, workers=1),
+                        max_stride=1, workers=0),
         optim=OptimConfig("adamw", lr=2e-3, weight_decay=0.05, decay_norm_and_bias=False,
                           batch_size=16),
         schedule=ScheduleConfig(epochs=6, kind="cosine", milestones=[], warmup_epochs=0.9),
-        runtime=RuntimeConfig(amp="bf16", threads=1, checkpoint_epochs=0, checkpoint_minutes=2.0),
+        runtime=RuntimeConfig(amp="bf16", threads=None, eval_every=2, checkpoint_epochs=0,
+                              checkpoint_minutes=2.0),
     )
 
 
