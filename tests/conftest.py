@@ -26,6 +26,19 @@ def synthetic_frames(count: int, size: tuple[int, int] = (64, 48), seed: int = 0
     return np.stack(frames)
 
 
+def decode_all_frames(path: str | Path) -> np.ndarray:
+    """Every frame by a plain OpenCV read loop, RGB: the ground truth for decoding tests."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    cap.release()
+    return np.stack(frames)
+
+
 @pytest.fixture
 def make_video() -> Callable[..., Path]:
     """``make_video(path, frames, size=(w, h), fourcc="XVID", fps=25, color=True)``.

@@ -6,28 +6,14 @@ import importlib
 import os
 import subprocess
 
-import cv2
 import numpy as np
 import pytest
 
-from conftest import synthetic_frames
+from conftest import decode_all_frames, synthetic_frames
 from mictnet.data.decode import VideoError, VideoReader, read_clip, read_video, video_info
 
 SIZE = (96, 64)  # width, height
 FRAMES = 60
-
-
-def reference_decode(path) -> np.ndarray:
-    """Every frame by a plain OpenCV read loop, RGB: the ground truth."""
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    cap.release()
-    return np.stack(frames)
 
 
 def mpeg2_picture_types(path) -> str:
@@ -71,7 +57,7 @@ def video(request, tmp_path, make_video):
 
 @pytest.mark.parametrize("seek", [True, False])
 def test_read_clip_is_frame_exact(video, seek):
-    reference = reference_decode(video)
+    reference = decode_all_frames(video)
     assert len(reference) == FRAMES
     for start, count, stride in CLIPS:
         clip, info = read_clip(video, start, count, stride, seek=seek)
@@ -83,7 +69,7 @@ def test_read_clip_is_frame_exact(video, seek):
 
 def test_reader_reads_any_order_and_rewinds(tmp_path, make_video):
     path = make_video(tmp_path / "v.avi", FRAMES, SIZE, "MPG2")
-    reference = reference_decode(path)
+    reference = decode_all_frames(path)
     with VideoReader(path) as reader:
         indices = [40, 2, 2, 55, 17]
         assert np.array_equal(reader.read(indices), reference[indices])
@@ -95,7 +81,7 @@ def test_read_video_and_info(tmp_path, make_video):
     info = video_info(path)
     assert (info.frames, info.fps, info.width, info.height) == (30, 12.5, *SIZE)
     frames, info = read_video(path)
-    assert np.array_equal(frames, reference_decode(path))
+    assert np.array_equal(frames, decode_all_frames(path))
     first, _ = read_video(path, max_frames=7)
     assert np.array_equal(first, frames[:7])
 
@@ -139,7 +125,7 @@ def test_corrupt_file(tmp_path):
 @pytest.mark.parametrize("seek", [True, False])
 def test_truncated_file_names_the_real_length(tmp_path, make_video, seek):
     path = make_video(tmp_path / "cut.avi", FRAMES, SIZE)
-    full = reference_decode(path)
+    full = decode_all_frames(path)
     data = path.read_bytes()
     path.write_bytes(data[:len(data) // 2])
     assert video_info(path).frames == FRAMES  # the header still claims every frame

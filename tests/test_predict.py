@@ -13,7 +13,7 @@ from mictnet.data.decode import read_frames
 from mictnet.data.transforms import eval_transform
 from mictnet.engine.checkpoint import CheckpointMeta, save_checkpoint
 from mictnet.models import build_model
-from mictnet.tools.predict import Predictor, clip_starts, load
+from mictnet.tools.predict import Predictor, clip_indices, load
 
 CLASSES = ["clap", "jump", "wave"]
 INPUT = (8, 32, 32)
@@ -59,8 +59,8 @@ def test_predict_any_format_size_and_length(predictor, make_video, tmp_path, nam
     assert pred.clip_frames == INPUT[0]
     assert pred.clips == min(3, -(-frames // INPUT[0]))
     # The answer is the mean softmax of evenly spaced training-length clips (looped if short).
-    clips = [[(s + k) % frames for k in range(INPUT[0])]
-             for s in clip_starts(frames, INPUT[0], 3)]
+    clips = [[(c[0] + k) % frames for k in range(INPUT[0])]
+             for c in clip_indices(frames, INPUT[0], 3)]
     expected = expected_probabilities(predictor, path, clips)
     values, indices = expected.topk(2)
     assert pred.labels == [CLASSES[i] for i in indices.tolist()]
@@ -68,11 +68,16 @@ def test_predict_any_format_size_and_length(predictor, make_video, tmp_path, nam
     assert pred.label == pred.labels[0] and pred.probabilities[0] >= pred.probabilities[1]
 
 
+def clip_starts(total: int, length: int, max_clips: int) -> list[int]:
+    return [clip[0] for clip in clip_indices(total, length, max_clips)]
+
+
 def test_clip_starts_spread_over_the_video():
     assert clip_starts(5, 8, 5) == [0]
     assert clip_starts(8, 8, 5) == [0]
     assert clip_starts(20, 8, 5) == [0, 6, 12]
     assert clip_starts(1000, 16, 5) == [0, 246, 492, 738, 984]
+    assert clip_indices(5, 8, 5) == [[0, 1, 2, 3, 4, 0, 1, 2]]
 
 
 def test_timeline_one_step_per_second(predictor, make_video, tmp_path):

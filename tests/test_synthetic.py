@@ -9,11 +9,11 @@ import json
 import re
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
+from conftest import decode_all_frames
 from mictnet.data import build_dataset
 from mictnet.data.synthetic import (
     MOTIONS,
@@ -125,14 +125,7 @@ def test_same_seed_same_bytes(dataset: Path, tmp_path: Path) -> None:
 def test_videos_decode_with_frames_and_size(dataset: Path) -> None:
     width, height = CONFIG.size
     for path in sorted((dataset / "UCF-101").rglob("*.avi"))[::5]:
-        cap = cv2.VideoCapture(str(path))
-        frames = []
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            frames.append(frame)
-        cap.release()
+        frames = decode_all_frames(path)
         assert len(frames) == CONFIG.frames, path.name
         assert frames[0].shape == (height, width, 3), path.name
         assert not np.array_equal(frames[0], frames[-1]), f"{path.name}: nothing moves"
@@ -141,8 +134,7 @@ def test_videos_decode_with_frames_and_size(dataset: Path) -> None:
 def test_decoded_video_matches_the_rendered_clip(dataset: Path) -> None:
     label, name = 3, CONFIG.class_names[2]
     clip = render_clip(MOTION[name], clip_seed(CONFIG, label, 2, 1), CONFIG.frames, CONFIG.size)
-    cap = cv2.VideoCapture(str(dataset / "UCF-101" / name / f"v_{name}_g02_c01.avi"))
-    decoded = np.stack([cap.read()[1][..., ::-1] for _ in range(CONFIG.frames)])
+    decoded = decode_all_frames(dataset / "UCF-101" / name / f"v_{name}_g02_c01.avi")
     mse = np.mean((decoded.astype(np.float64) - clip) ** 2)
     assert 10 * np.log10(255**2 / mse) > 25  # MPEG-4 is lossy but close
 

@@ -23,7 +23,9 @@ def _randint(low: int, high: int, generator: torch.Generator | None) -> int:
     return int(torch.randint(low, high + 1, (1,), generator=generator))
 
 
-def _looped(start: int, count: int, period: int, step: int = 1) -> list[int]:
+def looped_indices(start: int, count: int, period: int, step: int = 1) -> list[int]:
+    """``count`` consecutive frame indices from ``start``, wrapping around ``period`` frames and
+    scaled by the temporal ``step``."""
     return [((start + i) % period) * step for i in range(count)]
 
 
@@ -62,7 +64,7 @@ class ClipSampler:
             last = max(num_frames - t, 0)
             starts = [round(k * last / (self.num_clips - 1)) if self.num_clips > 1 else last // 2
                       for k in range(self.num_clips)]
-            return [_looped(s, t, num_frames) if num_frames < t else list(range(s, s + t))
+            return [looped_indices(s, t, num_frames) if num_frames < t else list(range(s, s + t))
                     for s in starts]
         if self.mode == "clip" and self.train:
             stride = _randint(1, self.max_stride, generator)
@@ -70,5 +72,5 @@ class ClipSampler:
             if length >= t:
                 start = _randint(0, length - t, generator)
                 return [[(start + i) * stride for i in range(t)]]
-            return [_looped(_randint(0, length - 1, generator), t, length, stride)]
-        return [_looped(0, t, num_frames)]
+            return [looped_indices(_randint(0, length - 1, generator), t, length, stride)]
+        return [looped_indices(0, t, num_frames)]

@@ -55,19 +55,11 @@ def _mict(
     return _maybe_pretrained(MiCTResNet(config), pretrained, arch)
 
 
-def _resnet3d(
-    arch: str, block: BlockName, layers: tuple[int, int, int, int], num_classes: int,
-    dropout: float, pretrained: Pretrained,
-) -> ResNet3d:
-    model = ResNet3d(ResNetConfig(block, layers, num_classes, dropout))
-    return _maybe_pretrained(model, pretrained, arch)
-
-
-def _resnet2d(
-    arch: str, block: BlockName, layers: tuple[int, int, int, int], num_classes: int,
-    dropout: float, pretrained: Pretrained,
-) -> ResNet2d:
-    model = ResNet2d(ResNetConfig(block, layers, num_classes, dropout))
+def _baseline(
+    model_class: type[ResNet3d] | type[ResNet2d], arch: str, block: BlockName,
+    layers: tuple[int, int, int, int], num_classes: int, dropout: float, pretrained: Pretrained,
+) -> ResNet3d | ResNet2d:
+    model = model_class(ResNetConfig(block, layers, num_classes, dropout))
     return _maybe_pretrained(model, pretrained, arch)
 
 
@@ -113,32 +105,34 @@ def mict_resnet101(num_classes: int = 101, temporal_stride: int = 16, first_kern
 def resnet3d_18(num_classes: int = 101, dropout: float = 0.5,
                 pretrained: Pretrained = None) -> ResNet3d:
     """3D-ResNet-18 baseline (Hara et al.), ImageNet weights inflated."""
-    return _resnet3d("resnet18", "basic", (2, 2, 2, 2), num_classes, dropout, pretrained)
+    return _baseline(ResNet3d, "resnet18", "basic", (2, 2, 2, 2), num_classes, dropout, pretrained)
 
 
 @register_model
 def resnet3d_34(num_classes: int = 101, dropout: float = 0.5,
                 pretrained: Pretrained = None) -> ResNet3d:
     """3D-ResNet-34 baseline."""
-    return _resnet3d("resnet34", "basic", (3, 4, 6, 3), num_classes, dropout, pretrained)
+    return _baseline(ResNet3d, "resnet34", "basic", (3, 4, 6, 3), num_classes, dropout, pretrained)
 
 
 @register_model
 def resnet3d_50(num_classes: int = 101, dropout: float = 0.5,
                 pretrained: Pretrained = None) -> ResNet3d:
     """3D-ResNet-50 baseline."""
-    return _resnet3d("resnet50", "bottleneck", (3, 4, 6, 3), num_classes, dropout, pretrained)
+    return _baseline(ResNet3d, "resnet50", "bottleneck", (3, 4, 6, 3), num_classes, dropout,
+                     pretrained)
 
 
 @register_model
 def resnet2d_18(num_classes: int = 101, dropout: float = 0.5,
                 pretrained: Pretrained = None) -> ResNet2d:
     """2D ResNet-18 per frame, logits averaged over time."""
-    return _resnet2d("resnet18", "basic", (2, 2, 2, 2), num_classes, dropout, pretrained)
+    return _baseline(ResNet2d, "resnet18", "basic", (2, 2, 2, 2), num_classes, dropout, pretrained)
 
 
 @register_model
 def resnet2d_50(num_classes: int = 101, dropout: float = 0.5,
                 pretrained: Pretrained = None) -> ResNet2d:
     """2D ResNet-50 per frame, logits averaged over time."""
-    return _resnet2d("resnet50", "bottleneck", (3, 4, 6, 3), num_classes, dropout, pretrained)
+    return _baseline(ResNet2d, "resnet50", "bottleneck", (3, 4, 6, 3), num_classes, dropout,
+                     pretrained)

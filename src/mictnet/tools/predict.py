@@ -31,6 +31,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data.decode import VideoError, VideoInfo, VideoReader
+from ..data.sampling import ClipSampler, looped_indices
 from ..data.transforms import ClipTransform, eval_transform
 from ..engine.checkpoint import CheckpointMeta, load_model
 
@@ -101,28 +102,27 @@ class Predictor:
             raise ValueError(f"top must be >= 1, got {top}")
         with VideoReader(video) as reader:
             info = reader.info
-            starts = clip_starts(info.frames, self.clip_frames, self.clips)
+            clips = clip_indices(info.frames, self.clip_frames, self.clips)
             try:
-                probs = self._clips_probabilities(reader, starts, info.frames)
+                probs = self._clips_probabilities(reader, clips)
             except VideoError as err:
                 real = err.decoded_frames
                 if err.reason != "truncated" or not real:
                     raise
                 # The header's frame count was wrong (truncated file): use the real count.
                 info = VideoInfo(real, info.fps, info.width, info.height)
-                starts = clip_starts(real, self.clip_frames, self.clips)
-                probs = self._clips_probabilities(reader, starts, real)
+                clips = clip_indices(real, self.clip_frames, self.clips)
+                probs = self._clips_probabilities(reader, clips)
         k = min(top, len(self.classes))
         values, indices = probs.topk(k)
         return Prediction(str(video), [self.classes[i] for i in indices.tolist()],
                           values.tolist(), info.frames, info.fps, info.width, info.height,
-                          len(starts), self.clip_frames)
+                          len(clips), self.clip_frames)
 
-    def _clips_probabilities(self, reader: VideoReader, starts: Sequence[int],
-                             total: int) -> torch.Tensor:
-        clips = [self.transform(torch.from_numpy(
-            reader.read(looped_indices(s, self.clip_frames, total)))) for s in starts]
-        return self._probabilities(torch.stack(clips)).mean(dim=0)
+    def _clips_probabilities(self, reader: VideoReader,
+                             clips: Sequence[Sequence[int]]) -> torch.Tensor:
+        batch = [self.transform(torch.from_numpy(reader.read(c))) for c in clips]
+        return self._probabilities(torch.stack(batch)).mean(dim=0)
 
     def _probabilities(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -170,18 +170,11 @@ class Predictor:
         return out
 
 
-def looped_indices(start: int, length: int, total: int) -> list[int]:
-    """Frame indices ``start .. start+length-1``, looped over a video of ``total`` frames."""
-    return [(start + k) % total for k in range(length)]
-
-
-def clip_starts(total: int, length: int, max_clips: int) -> list[int]:
-    """First frames of ``min(max_clips, ceil(total / length))`` evenly spaced clips."""
+def clip_indices(total: int, length: int, max_clips: int) -> list[list[int]]:
+    """Frame indices of ``min(max_clips, ceil(total / length))`` evenly spaced clips (the data
+    pipeline's multi-clip sampling; looped when the video is shorter than a clip)."""
     count = max(1, min(max_clips, math.ceil(total / length)))
-    last = max(total - length, 0)
-    if count == 1:
-        return [last // 2] if total > length else [0]
-    return [round(k * last / (count - 1)) for k in range(count)]
+    return ClipSampler(frames=length, mode="multiclip", num_clips=count).clips(total)
 
 
 class _FrameWindows:
