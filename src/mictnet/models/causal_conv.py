@@ -1,0 +1,89 @@
+"""Causal 3D convolution: each output frame sees its own frame and the next ``k-1``.
+
+Zero padding after the clip's end would make the last ``k-1`` output frames multiply zeros (19%
+of the entrance 7×7×7 convolution of a 16-frame clip). In eager execution those products are
+skipped instead: the frames whose window lies inside the clip come from one convolution, and each
+later frame from a convolution whose kernel is cut to the frames that remain. Exported graphs
+(ONNX, TorchScript) keep the plain padded convolution, whose shape logic has no Python branches.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _exporting() -> bool:
+    return (
+        torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.jit.is_scripting()
+    )
+
+
+def _pairs_columns(x: Tensor, stride_w: int, in_channels: int) -> bool:
+    """bf16 CPU kernels multiply channels in pairs and pad 3 channels to 4; a stride-2 convolution
+    on an odd channel count is cheaper as a stride-1 convolution over pairs of columns."""
+    return (
+        x.dtype == torch.bfloat16 and x.device.type == "cpu" and stride_w == 2
+        and in_channels % 2 == 1
+    )
+
+
+class CausalConv3d(nn.Conv3d):
+    """``nn.Conv3d`` padded only after the clip's end in time (symmetric in space).
+
+    Same parameters as a ``Conv3d`` with ``padding=(0, ph, pw)``, so state dicts are unchanged.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: tuple[int, int, int],
+        stride: tuple[int, int, int],
+        bias: bool = False,
+    ) -> None:
+        padding = (0, kernel_size[1] // 2, kernel_size[2] // 2)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        k, s = self.kernel_size[0], self.stride[0]
+        if k <= 3 or _exporting():
+            return self._conv_forward(F.pad(x, (0, 0, 0, 0, 0, k - 1)), self.weight, self.bias)
+        if _pairs_columns(x, self.stride[2], self.in_channels):
+            x, weight, stride, padding = self._column_pairs(x)
+        else:
+            weight, stride, padding = self.weight, self.stride, self.padding
+        depth = x.shape[2]
+        pieces = []
+        if depth >= k:  # every output frame whose window lies inside the clip
+            pieces.append(F.conv3d(x, weight, self.bias, stride, padding))
+        first_cut = (depth - k) // s * s + s if depth >= k else 0
+        for t in range(first_cut, depth, s):  # one frame each, kernel cut to the frames left
+            pieces.append(F.conv3d(x[:, :, t:], weight[:, :, : depth - t], self.bias, stride,
+                                   padding))
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=2)
+
+    def _column_pairs(
+        self, x: Tensor
+    ) -> tuple[Tensor, Tensor, tuple[int, int, int], tuple[int, int, int]]:
+        """The same convolution over ``2C`` channels of column pairs at stride 1 in width.
+
+        Output column ``j`` reads input columns ``2j-p .. 2j-p+kw-1``; with one zero tap in front
+        of the kernel those are the pairs ``j .. j+(kw+1)/2-1`` of the input padded by ``p+1``
+        on the left. In channels-last memory the pairs are a view.
+        """
+        n, c, d, h, w = x.shape
+        kw, pw = self.kernel_size[2], self.padding[2]
+        taps = (kw + 1) // 2
+        out_w = (w + 2 * pw - kw) // 2 + 1
+        right = 2 * (out_w + taps - 1) - w - (pw + 1)
+        x = F.pad(x, (pw + 1, right)).contiguous(memory_format=torch.channels_last_3d)
+        pairs = x.permute(0, 2, 3, 4, 1).reshape(n, d, h, x.shape[4] // 2, 2 * c)
+        weight = F.pad(self.weight, (2 * taps - kw, 0))
+        o, _, k, kh, _ = weight.shape
+        weight = weight.view(o, c, k, kh, taps, 2).permute(0, 5, 1, 2, 3, 4)
+        weight = weight.reshape(o, 2 * c, k, kh, taps)
+        return (pairs.permute(0, 4, 1, 2, 3),
+                weight.contiguous(memory_format=torch.channels_last_3d),
+                (self.stride[0], self.stride[1], 1), (0, self.padding[1], 0))
