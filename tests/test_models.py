@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mictnet.models import MiCTResNet, build_model, list_models
 from mictnet.models.blocks import to_4d, to_5d
@@ -133,3 +134,30 @@ def test_mict_3d_convolution_sees_current_and_next_frames_only():
     changed = (branch(x2) - base).abs().amax(dim=(0, 1, 3, 4)) > 0
     # Output t covers frames t..t+2, so only outputs 2, 3 and 4 see frame 4.
     assert changed.tolist() == [False, False, True, True, True, False, False, False]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_entrance_equals_its_textbook_formula(dtype):
+    """Pad after the clip's end + k×7×7 conv, BN, ReLU, 3D max-pool, beside conv1, BN, ReLU,
+    max-pool on every second frame; summed. (The model pools before the ReLU and skips the
+    zero frames: the same numbers.)"""
+    torch.manual_seed(0)
+    model = build_model("mict_resnet18", num_classes=5, first_kernel_depth=5).eval().to(dtype)
+    for bn in (model.bn1, model.mict3d.bn):
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.data.uniform_(-1, 1)  # negative scales too: pooling must follow the BN
+    x = torch.randn(2, 3, 12, 32, 34).to(dtype)
+    with torch.no_grad():
+        got = model.stem(x).float()
+        branch = model.mict3d
+        out3d = F.conv3d(F.pad(x.float(), (0, 0, 0, 0, 0, 4)), branch.conv.weight.float(),
+                         stride=(1, 2, 2), padding=(0, 3, 3))
+        out3d = F.max_pool3d(F.relu(branch.bn.float()(out3d)), 3, 2, 1)
+        frames = x.float()[:, :, ::2].transpose(1, 2).flatten(0, 1)
+        out2d = F.conv2d(frames, model.conv1.weight.float(), stride=2, padding=3)
+        out2d = F.max_pool2d(F.relu(model.bn1.float()(out2d)), 3, 2, 1)
+        want = out3d + out2d.unflatten(0, (2, 6)).transpose(1, 2)
+    tol = 1e-4 if dtype == torch.float32 else 5e-2
+    assert got.shape == want.shape == (2, 64, 6, 8, 9)
+    assert (got - want).abs().max() <= tol * want.abs().max()
