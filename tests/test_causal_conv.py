@@ -29,11 +29,13 @@ def test_causal_conv_equals_padded_conv(depth, kernel, stride):
 
 
 @pytest.mark.parametrize("width", [160, 37])
-def test_bf16_column_pairs_equal_the_padded_conv(width):
+def test_bf16_column_pairs_equal_the_padded_conv(width, monkeypatch):
     torch.manual_seed(0)
     conv = CausalConv3d(3, 8, (7, 7, 7), (1, 2, 2)).to(torch.bfloat16)
     x = torch.randn(1, 3, 9, 20, width).to(torch.bfloat16)
+    seen = input_channels_seen(monkeypatch)
     out = conv(x.contiguous(memory_format=torch.channels_last_3d))
+    assert set(seen) == {6}
     ref = padded_reference(conv, x)
     assert out.dtype == torch.bfloat16 and out.shape == ref.shape
     assert (out.float() - ref).abs().max() <= 2e-2 * ref.abs().max()
@@ -57,3 +59,31 @@ def test_traced_graph_pads_and_runs_any_length():
     traced = torch.jit.trace(conv, torch.randn(1, 3, 8, 6, 6))
     x = torch.randn(1, 3, 2, 6, 6)
     torch.testing.assert_close(traced(x), padded_reference(conv, x), rtol=1e-5, atol=1e-5)
+
+
+def input_channels_seen(monkeypatch) -> list[int]:
+    """Records the input channels of every F.conv3d call."""
+    seen, conv3d = [], F.conv3d
+
+    def recording(x, weight, *args):
+        seen.append(weight.shape[1])
+        return conv3d(x, weight, *args)
+
+    monkeypatch.setattr(F, "conv3d", recording)
+    return seen
+
+
+def test_bf16_autocast_takes_the_column_pairs_too(monkeypatch):
+    torch.manual_seed(0)
+    conv = CausalConv3d(3, 8, (5, 7, 7), (1, 2, 2))
+    x = torch.randn(1, 3, 6, 16, 16)
+    seen = input_channels_seen(monkeypatch)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = conv(x)
+    assert seen and set(seen) == {6}
+    seen.clear()
+    conv(x)
+    assert seen and set(seen) == {3}
+    ref = padded_reference(conv, x)
+    assert out.dtype == torch.bfloat16
+    assert (out.float() - ref).abs().max() <= 2e-2 * ref.abs().max()

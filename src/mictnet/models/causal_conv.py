@@ -23,10 +23,11 @@ def _exporting() -> bool:
 def _pairs_columns(x: Tensor, stride_w: int, in_channels: int) -> bool:
     """bf16 CPU kernels multiply channels in pairs and pad 3 channels to 4; a stride-2 convolution
     on an odd channel count is cheaper as a stride-1 convolution over pairs of columns."""
-    return (
-        x.dtype == torch.bfloat16 and x.device.type == "cpu" and stride_w == 2
-        and in_channels % 2 == 1
-    )
+    if x.device.type != "cpu" or stride_w != 2 or in_channels % 2 == 0:
+        return False
+    if torch.is_autocast_enabled("cpu"):
+        return torch.get_autocast_dtype("cpu") == torch.bfloat16
+    return x.dtype == torch.bfloat16
 
 
 class CausalConv3d(nn.Conv3d):
