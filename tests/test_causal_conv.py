@@ -28,14 +28,17 @@ def test_causal_conv_equals_padded_conv(depth, kernel, stride):
     assert out.shape[2] == -(-depth // stride[0])
 
 
-@pytest.mark.parametrize("width", [160, 37])
-def test_bf16_column_pairs_equal_the_padded_conv(width, monkeypatch):
+@pytest.mark.parametrize(
+    ("kernel", "width", "channels_seen"),
+    [((7, 7, 7), 160, 6), ((7, 7, 7), 37, 6), ((5, 3, 5), 21, 6), ((5, 3, 4), 20, 3)],
+)
+def test_bf16_column_pairs_equal_the_padded_conv(kernel, width, channels_seen, monkeypatch):
     torch.manual_seed(0)
-    conv = CausalConv3d(3, 8, (7, 7, 7), (1, 2, 2)).to(torch.bfloat16)
+    conv = CausalConv3d(3, 8, kernel, (1, 2, 2)).to(torch.bfloat16)
     x = torch.randn(1, 3, 9, 20, width).to(torch.bfloat16)
     seen = input_channels_seen(monkeypatch)
     out = conv(x.contiguous(memory_format=torch.channels_last_3d))
-    assert set(seen) == {6}
+    assert set(seen) == {channels_seen}  # even kernel widths keep the plain convolution
     ref = padded_reference(conv, x)
     assert out.dtype == torch.bfloat16 and out.shape == ref.shape
     assert (out.float() - ref).abs().max() <= 2e-2 * ref.abs().max()

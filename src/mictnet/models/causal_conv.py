@@ -3,8 +3,12 @@
 Zero padding after the clip's end would make the last ``k-1`` output frames multiply zeros (19%
 of the entrance 7×7×7 convolution of a 16-frame clip). In eager execution those products are
 skipped instead: the frames whose window lies inside the clip come from one convolution, and each
-later frame from a convolution whose kernel is cut to the frames that remain. Exported graphs
-(ONNX, TorchScript) keep the plain padded convolution, whose shape logic has no Python branches.
+later frame from a convolution whose kernel is cut to the frames that remain. Kernels of depth 3
+pad instead (two frames of zeros cost less than the extra calls), and so do exported graphs
+(ONNX, TorchScript), whose shapes must not depend on Python branches.
+
+In bf16 on the CPU, a stride-2 convolution of a 3-channel clip runs over 6 channels of column
+pairs at stride 1: the same sums, without the kernels padding 3 channels to 4.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ def _exporting() -> bool:
     )
 
 
-def _pairs_columns(x: Tensor, stride_w: int, in_channels: int) -> bool:
-    """bf16 CPU kernels multiply channels in pairs and pad 3 channels to 4; a stride-2 convolution
-    on an odd channel count is cheaper as a stride-1 convolution over pairs of columns."""
-    if x.device.type != "cpu" or stride_w != 2 or in_channels % 2 == 0:
+def _pairs_columns(conv: nn.Conv3d, x: Tensor) -> bool:
+    """bf16 CPU kernels multiply channels in pairs and pad an odd count; a stride-2 convolution
+    with an odd kernel width is then cheaper as a stride-1 convolution over pairs of columns."""
+    if (x.device.type != "cpu" or conv.stride[2] != 2 or conv.in_channels % 2 == 0
+            or conv.kernel_size[2] % 2 == 0):
         return False
     if torch.is_autocast_enabled("cpu"):
         return torch.get_autocast_dtype("cpu") == torch.bfloat16
@@ -51,7 +56,7 @@ class CausalConv3d(nn.Conv3d):
         k, s = self.kernel_size[0], self.stride[0]
         if k <= 3 or _exporting():
             return self._conv_forward(F.pad(x, (0, 0, 0, 0, 0, k - 1)), self.weight, self.bias)
-        if _pairs_columns(x, self.stride[2], self.in_channels):
+        if _pairs_columns(self, x):
             x, weight, stride, padding = self._column_pairs(x)
         else:
             weight, stride, padding = self.weight, self.stride, self.padding
@@ -71,8 +76,8 @@ class CausalConv3d(nn.Conv3d):
         """The same convolution over ``2C`` channels of column pairs at stride 1 in width.
 
         Output column ``j`` reads input columns ``2j-p .. 2j-p+kw-1``; with one zero tap in front
-        of the kernel those are the pairs ``j .. j+(kw+1)/2-1`` of the input padded by ``p+1``
-        on the left. In channels-last memory the pairs are a view.
+        of the (odd-width) kernel those are the pairs ``j .. j+(kw+1)/2-1`` of the input padded
+        by ``p+1`` on the left. In channels-last memory the pairs are a view.
         """
         n, c, d, h, w = x.shape
         kw, pw = self.kernel_size[2], self.padding[2]
@@ -81,9 +86,9 @@ class CausalConv3d(nn.Conv3d):
         right = 2 * (out_w + taps - 1) - w - (pw + 1)
         x = F.pad(x, (pw + 1, right)).contiguous(memory_format=torch.channels_last_3d)
         pairs = x.permute(0, 2, 3, 4, 1).reshape(n, d, h, x.shape[4] // 2, 2 * c)
-        weight = F.pad(self.weight, (2 * taps - kw, 0))
+        weight = F.pad(self.weight, (1, 0))
         o, _, k, kh, _ = weight.shape
-        weight = weight.view(o, c, k, kh, taps, 2).permute(0, 5, 1, 2, 3, 4)
+        weight = weight.reshape(o, c, k, kh, taps, 2).permute(0, 5, 1, 2, 3, 4)
         weight = weight.reshape(o, 2 * c, k, kh, taps)
         return (pairs.permute(0, 4, 1, 2, 3),
                 weight.contiguous(memory_format=torch.channels_last_3d),
