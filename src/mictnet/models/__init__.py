@@ -1,5 +1,6 @@
 """Models: MiCT-ResNets, 3D-ResNet and 2D-ResNet baselines, ImageNet weight transfer."""
 
+from .causal_conv import CausalConv3d
 from .config import MiCTConfig, ModelSpec, ResNetConfig
 from .fusion import fuse_conv_bn
 from .memory_format import to_channels_last
@@ -10,13 +11,13 @@ from .resnet3d import ResNet3d
 from .weights import TransferReport, load_pretrained, transfer_imagenet_weights
 
 __all__ = [
+    "CausalConv3d",
     "MiCTConfig",
     "MiCTResNet",
     "ModelSpec",
     "ResNet2d",
     "ResNetConfig",
     "ResNet3d",
-    "ResNetConfig",
     "TransferReport",
     "build_model",
     "fuse_conv_bn",
