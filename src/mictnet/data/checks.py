@@ -13,16 +13,7 @@ from tqdm import tqdm
 
 from .datasets import DATASETS
 from .decode import VideoError, VideoReader
-from .splits import (
-    HMDB51_SPLITS,
-    UCF101_SPLITS,
-    SampleList,
-    find_splits_dir,
-    parse_hmdb51,
-    parse_ucf101,
-    parse_video_list,
-    scan_video_folder,
-)
+from .splits import SampleList, official_split, parse_video_list, scan_video_folder
 
 
 @dataclass
@@ -81,12 +72,11 @@ def dataset_lists(name: str, root: Path, split: int | None = None,
     unless ``split``; for ``list``, ``root`` is the list file)."""
     root = Path(root)
     if name in ("ucf101", "hmdb51"):
-        folder = find_splits_dir(root, UCF101_SPLITS if name == "ucf101" else HMDB51_SPLITS,
-                                 splits_dir)
-        parse = parse_ucf101 if name == "ucf101" else parse_hmdb51
-        splits = [split] if split else [1, 2, 3]
-        lists = {f"{part}{s}": parse(folder, s, part == "train")
-                 for s in splits for part in ("train", "test")}
+        lists = {}
+        for s in [split] if split else [1, 2, 3]:
+            for part in ("train", "test"):
+                folder, lists[f"{part}{s}"] = official_split(name, root, s, part == "train",
+                                                             splits_dir)
         return root, str(folder), lists
     if name == "folder":
         return root, None, {"all": scan_video_folder(root)}

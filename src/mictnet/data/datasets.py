@@ -20,16 +20,7 @@ from torch.utils.data import Dataset
 from .cache import PreparedReader, cache_path
 from .decode import VideoError, VideoReader
 from .sampling import ClipSampler
-from .splits import (
-    HMDB51_SPLITS,
-    UCF101_SPLITS,
-    SampleList,
-    find_splits_dir,
-    parse_hmdb51,
-    parse_ucf101,
-    parse_video_list,
-    scan_video_folder,
-)
+from .splits import SampleList, official_split, parse_video_list, scan_video_folder
 from .transforms import eval_transform, train_transform
 
 BAD_REASONS = ("missing", "empty", "unreadable", "no-frames", "truncated", "bad-request")
@@ -227,8 +218,8 @@ class UCF101(VideoDataset):
 
     def __init__(self, root: str | Path, split: int = 1, train: bool = True, *,
                  splits_dir: str | Path | None = None, **clip_options) -> None:
-        folder = find_splits_dir(root, UCF101_SPLITS, splits_dir)
-        listed = _from_list(parse_ucf101(folder, split, train))
+        _, listed = official_split("ucf101", root, split, train, splits_dir)
+        listed = _from_list(listed)
         self.split = split
         super().__init__(root, listed.classes, listed.samples, train, listed.sources[-1],
                          **clip_options)
@@ -240,8 +231,8 @@ class HMDB51(VideoDataset):
 
     def __init__(self, root: str | Path, split: int = 1, train: bool = True, *,
                  splits_dir: str | Path | None = None, **clip_options) -> None:
-        folder = find_splits_dir(root, HMDB51_SPLITS, splits_dir)
-        listed = _from_list(parse_hmdb51(folder, split, train))
+        folder, listed = official_split("hmdb51", root, split, train, splits_dir)
+        listed = _from_list(listed)
         self.split = split
         super().__init__(root, listed.classes, listed.samples, train,
                          f"{folder}/*_test_split{split}.txt", **clip_options)

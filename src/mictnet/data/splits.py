@@ -204,6 +204,15 @@ def parse_hmdb51(splits_dir: str | Path, split: int = 1, train: bool = True) -> 
     return result
 
 
+def official_split(name: str, root: str | Path, split: int = 1, train: bool = True,
+                   splits_dir: str | Path | None = None) -> tuple[Path, SampleList]:
+    """``(split folder, list)`` of ``ucf101`` or ``hmdb51``: the folder is found as
+    :func:`find_splits_dir` says and parsed with that dataset's parser."""
+    folder_name, parse = _OFFICIAL_SPLITS[name]
+    folder = find_splits_dir(root, folder_name, splits_dir)
+    return folder, parse(folder, split, train)
+
+
 def parse_video_list(file: str | Path) -> SampleList:
     """A list of ``path label`` or ``path,label`` lines (an optional ``path,label`` header).
 
@@ -266,6 +275,10 @@ def scan_video_folder(root: str | Path) -> SampleList:
         result.problems.append(Problem(str(root), "no '<class>/<video>' files found "
                                        f"(extensions {', '.join(VIDEO_EXTENSIONS)})"))
     return result
+
+
+_OFFICIAL_SPLITS = {"ucf101": (UCF101_SPLITS, parse_ucf101),
+                    "hmdb51": (HMDB51_SPLITS, parse_hmdb51)}
 
 
 def _add(result: SampleList, path: str, label: int, file: str, line: int,

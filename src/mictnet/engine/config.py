@@ -197,21 +197,13 @@ def _r3d18_ucf101() -> TrainConfig:
     )
 
 
-def _mict18_ucf101_long() -> TrainConfig:
+def _ucf101_long(preset: str, model: str, dropout: float, batch_size: int) -> TrainConfig:
+    """The long-video recipe: temporal stride 4, more dropout, smaller batches."""
     cfg = _mict18_ucf101()
     return dataclasses.replace(
-        cfg, preset="mict18-ucf101-long",
-        model=ModelConfig("mict_resnet18", pretrained="imagenet", dropout=0.6, temporal_stride=4),
-        optim=dataclasses.replace(cfg.optim, batch_size=96),
-    )
-
-
-def _mict34_ucf101_long() -> TrainConfig:
-    cfg = _mict18_ucf101()
-    return dataclasses.replace(
-        cfg, preset="mict34-ucf101-long",
-        model=ModelConfig("mict_resnet34", pretrained="imagenet", dropout=0.7, temporal_stride=4),
-        optim=dataclasses.replace(cfg.optim, batch_size=80),
+        cfg, preset=preset,
+        model=ModelConfig(model, pretrained="imagenet", dropout=dropout, temporal_stride=4),
+        optim=dataclasses.replace(cfg.optim, batch_size=batch_size),
     )
 
 
@@ -247,8 +239,8 @@ def _demo_quick() -> TrainConfig:
 PRESETS: dict[str, typing.Callable[[], TrainConfig]] = {
     "mict18-ucf101": _mict18_ucf101,
     "r3d18-ucf101": _r3d18_ucf101,
-    "mict18-ucf101-long": _mict18_ucf101_long,
-    "mict34-ucf101-long": _mict34_ucf101_long,
+    "mict18-ucf101-long": lambda: _ucf101_long("mict18-ucf101-long", "mict_resnet18", 0.6, 96),
+    "mict34-ucf101-long": lambda: _ucf101_long("mict34-ucf101-long", "mict_resnet34", 0.7, 80),
     "demo": _demo,
     "demo-quick": _demo_quick,
 }
