@@ -22,6 +22,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/bench_models.py
+	$(VENV)/bin/python benchmarks/bench_entrance.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

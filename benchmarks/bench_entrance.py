@@ -1,0 +1,95 @@
+"""The entrance 3D convolution of MiCT-ResNet-18 (3 -> 64 channels, k×7×7, stride (1, 2, 2)) alone.
+
+Times, in interleaved rounds on channels-last 16×160×160 clips, three ways of computing the same
+causal convolution:
+
+- ``padded``: ``F.conv3d`` on the clip zero-padded after its end (the plain formulation; baseline);
+- ``skip zeros``: :class:`mictnet.models.CausalConv3d` with the column-pair path forced off;
+- ``skip zeros + pairs``: with the column-pair path forced on (what ``CausalConv3d`` picks for
+  bf16 on the CPU; it keeps it off for fp32).
+
+Prints the median time per call and the ratio to ``padded`` for fp32 and bf16 at batch 1 and 8.
+
+    python benchmarks/bench_entrance.py [--threads 2] [--rounds 5] [--depth 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from unittest import mock
+
+import torch
+import torch.nn.functional as F
+
+from mictnet.models import CausalConv3d, causal_conv
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+BATCHES = (1, 8)
+
+
+def variants(conv: CausalConv3d) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    k = conv.kernel_size[0]
+
+    def padded(x: torch.Tensor) -> torch.Tensor:
+        return F.conv3d(F.pad(x, (0, 0, 0, 0, 0, k - 1)), conv.weight, None, conv.stride,
+                        conv.padding)
+
+    def causal(pairs: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+        def call(x: torch.Tensor) -> torch.Tensor:
+            with mock.patch.object(causal_conv, "_pairs_columns", lambda *_: pairs):
+                return conv(x)
+        return call
+
+    return {"padded": padded, "skip zeros": causal(False), "skip zeros + pairs": causal(True)}
+
+
+def seconds_per_call(call: Callable[[], object], min_time: float = 0.3) -> float:
+    start, n = time.perf_counter(), 0
+    while (elapsed := time.perf_counter() - start) < min_time or n < 2:
+        call()
+        n += 1
+    return elapsed / n
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--depth", type=int, default=7, help="first kernel depth k (default 7)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cases = []
+    for dtype_name, dtype in DTYPES.items():
+        conv = CausalConv3d(3, 64, (args.depth, 7, 7), (1, 2, 2)).to(dtype)
+        conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last_3d)
+        for batch in BATCHES:
+            clip = torch.randn(batch, 3, 16, 160, 160).to(dtype)
+            clip = clip.contiguous(memory_format=torch.channels_last_3d)
+            calls = variants(conv)
+            with torch.inference_mode():  # warm-up, and the variants must agree
+                want = calls["padded"](clip).float()
+                for name, fn in calls.items():
+                    got = fn(clip).float()
+                    assert (got - want).abs().max() <= 1e-2 * want.abs().max(), name
+            cases += [((dtype_name, batch, name), fn, clip) for name, fn in calls.items()]
+    times: dict[tuple[str, int, str], list[float]] = {key: [] for key, _, _ in cases}
+    with torch.inference_mode():
+        for _ in range(args.rounds):
+            for key, fn, clip in cases:
+                times[key].append(seconds_per_call(lambda fn=fn, clip=clip: fn(clip)))
+    print(f"entrance 3->64, {args.depth}x7x7, stride (1,2,2), 16x160x160 channels-last, "
+          f"{args.threads} threads; median of {args.rounds} interleaved rounds")
+    print(f"{'dtype':<5} {'batch':>5} {'variant':<20} {'ms/call':>8} {'vs padded':>10}")
+    for (dtype_name, batch, name), values in times.items():
+        ms = 1000 * statistics.median(values)
+        base = 1000 * statistics.median(times[(dtype_name, batch, "padded")])
+        print(f"{dtype_name:<5} {batch:>5} {name:<20} {ms:>8.1f} {base / ms:>9.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
