@@ -61,11 +61,9 @@ class CausalConv3d(nn.Conv3d):
         else:
             weight, stride, padding = self.weight, self.stride, self.padding
         depth = x.shape[2]
-        pieces = []
-        if depth >= k:  # every output frame whose window lies inside the clip
-            pieces.append(F.conv3d(x, weight, self.bias, stride, padding))
-        first_cut = (depth - k) // s * s + s if depth >= k else 0
-        for t in range(first_cut, depth, s):  # one frame each, kernel cut to the frames left
+        inside = max(0, (depth - k) // s + 1)  # output frames whose window lies inside the clip
+        pieces = [F.conv3d(x, weight, self.bias, stride, padding)] if inside else []
+        for t in range(inside * s, depth, s):  # one frame each, kernel cut to the frames left
             pieces.append(F.conv3d(x[:, :, t:], weight[:, :, : depth - t], self.bias, stride,
                                    padding))
         return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=2)
