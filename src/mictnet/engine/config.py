@@ -137,7 +137,8 @@ class RuntimeConfig:
 
     seed: int = 0
     device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N
-    amp: AmpMode = "auto"  # auto: bf16 on CUDA when supported, else fp16; none on CPU
+    # auto: CUDA bf16 where supported, else fp16; CPU bf16 where native and faster, else fp32
+    amp: AmpMode = "auto"
     channels_last: bool = True  # CUDA only
     cudnn_benchmark: bool = True
     deterministic: bool = False
@@ -221,7 +222,7 @@ def _demo() -> TrainConfig:
         optim=OptimConfig("adamw", lr=2e-3, weight_decay=0.05, decay_norm_and_bias=False,
                           batch_size=16),
         schedule=ScheduleConfig(epochs=6, kind="cosine", milestones=[], warmup_epochs=0.9),
-        runtime=RuntimeConfig(amp="bf16", threads=None, eval_every=2, checkpoint_epochs=0,
+        runtime=RuntimeConfig(amp="auto", threads=None, eval_every=2, checkpoint_epochs=0,
                               checkpoint_minutes=2.0),
     )
 

@@ -33,6 +33,7 @@ from ..models import build_model, to_channels_last
 from . import distributed as D
 from .checkpoint import CheckpointMeta, load_checkpoint, load_weights, save_checkpoint
 from .config import ModelConfig, OptimConfig, RuntimeConfig, TrainConfig, save_config
+from .precision import resolve_precision
 from .rng import capture_rng_state, restore_rng_state, seed_everything
 from .runlog import RunLog, log, write_metrics_csv
 from .sampling import SeededItems, ShardSampler, TrainSampler
@@ -68,15 +69,6 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
         if device.index is None:
             device = torch.device("cuda", local_rank)
     return device
-
-
-def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype (None: full precision). ``auto`` means bf16/fp16 on CUDA, none on CPU."""
-    if mode == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[mode]
 
 
 def configure_runtime(rt: RuntimeConfig, device: torch.device) -> None:
@@ -140,7 +132,8 @@ class Trainer:
         self.device = resolve_device(rt.device, self.dist.local_rank)
         D.init_distributed(self.device)
         configure_runtime(rt, self.device)
-        self.amp_dtype = resolve_amp(rt.amp, self.device)
+        self.precision = resolve_precision(rt.amp, self.device)
+        self.amp_dtype = self.precision.dtype
         self.channels_last = rt.channels_last and self.device.type == "cuda"
         self.is_main = self.dist.is_main
 
@@ -540,10 +533,11 @@ class Trainer:
         cfg = self.cfg
         what = "resuming" if self.global_step else "training"
         log.info("%s %s on %d classes in %s: %s, %d process(es), batch %d = %d x %d micro x %d "
-                 "accumulation, %d steps/epoch, amp %s", what, cfg.model.name, len(self.classes),
+                 "accumulation, %d steps/epoch, precision %s", what, cfg.model.name,
+                 len(self.classes),
                  self.run_dir, self.device, self.dist.world_size, cfg.optim.batch_size,
                  self.dist.world_size, self.micro_batch, self.accumulation, self.steps_per_epoch,
-                 str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "off")
+                 self.precision.reason)
         if self.global_step:
             log.info("from epoch %d, step %d of %d (global step %d)", self.epoch + 1,
                      self.step_in_epoch, self.steps_per_epoch, self.global_step)

@@ -30,7 +30,8 @@ from ..engine.datasets import EVAL_MODES, eval_dataset, test_dataset, train_data
 from ..engine.distributed import barrier, cleanup_distributed, env_dist_info
 from ..engine.evaluate import EvalReport, evaluate_model
 from ..engine.plots import plot_accuracy_vs_length, plot_confusion, plot_training_curves
-from ..engine.train import Trainer, TrainResult, resolve_amp, resolve_device
+from ..engine.precision import resolve_amp
+from ..engine.train import Trainer, TrainResult, resolve_device
 from ..models import build_model
 
 log = logging.getLogger("mictnet")
