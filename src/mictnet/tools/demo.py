@@ -19,19 +19,30 @@ from ..engine.checkpoint import load_checkpoint
 from ..engine.config import TrainConfig, preset
 from ..engine.evaluate import EvalReport
 from ..engine.plots import plot_training_curves
+from ..engine.precision import Precision, resolve_precision
+from ..engine.train import resolve_device
 from .experiments import evaluate_checkpoint, save_report, train_run, with_synthetic_flip
 
 
 @dataclass(frozen=True)
 class DemoPlan:
-    """A dataset, a training preset and the folder names they use."""
+    """A dataset, a training preset (and the one for devices without fast reduced precision)
+    and the folder names they use."""
 
     dataset: SynthConfig
     preset: str
     name: str
+    fp32_preset: str | None = None
+
+    def choose_preset(self, device: str) -> tuple[str, Precision]:
+        """The preset for what ``device`` runs natively, and the precision it resolved to."""
+        precision = resolve_precision("auto", resolve_device(device))
+        if precision.dtype is None and self.fp32_preset:
+            return self.fp32_preset, precision
+        return self.preset, precision
 
 
-FULL = DemoPlan(DEMO_DATASET, "demo", "full")
+FULL = DemoPlan(DEMO_DATASET, "demo", "full", fp32_preset="demo-fp32")
 # 4 classes (two time-reversed pairs) at 32×32 pixels: about a minute of training.
 QUICK = DemoPlan(SynthConfig(classes=4, groups=25, clips_per_group=2, frames=16, size=(32, 32)),
                  "demo-quick", "quick")
@@ -95,7 +106,10 @@ def run(args: argparse.Namespace) -> int:
           f"{synth.classes * synth.groups * synth.clips_per_group} videos, UCF-101 layout, "
           "split 1)")
 
-    cfg: TrainConfig = preset(plan.preset)
+    name, precision = plan.choose_preset(preset(plan.preset).runtime.device)
+    cfg: TrainConfig = preset(name)
+    print(f"precision: {precision.reason} -> preset {name} ({cfg.data.crop_size}x"
+          f"{cfg.data.crop_size} clips, {cfg.schedule.epochs} epochs)")
     cfg = with_synthetic_flip(replace(cfg, data=replace(cfg.data, root=str(videos.resolve()),
                                                         split=1)))
     if args.no_progress:
