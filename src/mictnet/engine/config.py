@@ -234,7 +234,6 @@ def _demo_fp32() -> TrainConfig:
         cfg, preset="demo-fp32",
         data=dataclasses.replace(cfg.data, crop_size=48, resize=(48, 48)),
         schedule=dataclasses.replace(cfg.schedule, epochs=5),
-        runtime=dataclasses.replace(cfg.runtime, amp="none"),
     )
 
 
