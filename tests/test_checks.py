@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from bad_videos import decodable_frames, png_as_video, truncated_faststart_mp4
 from mictnet.cli import main
 from mictnet.data.checks import check_dataset
 
@@ -59,14 +60,31 @@ def test_every_problem_is_reported(tree):
     assert list(report.counts) == ["train1", "test1"]
 
 
-def test_full_decode_finds_truncated_files(tree):
+@pytest.mark.parametrize("full", [False, True])
+def test_truncated_files_are_found_at_their_end(tree, full):
     path = tree / "Beta/v_Beta_g03_c01.avi"
     make = path.read_bytes()
     path.write_bytes(make[:len(make) * 2 // 3])
-    assert check_dataset("ucf101", tree, 3, progress=False).ok  # the header looks fine
-    report = check_dataset("ucf101", tree, 3, full=True, progress=False)
+    report = check_dataset("ucf101", tree, 3, full=full, progress=False)
     assert len(report.problems) == 1
-    assert "v_Beta_g03_c01.avi: header says 9 frames but" in report.problems[0]
+    real = decodable_frames(path)
+    assert report.problems[0] == (f"{path}: header says 9 frames but only {real} decode "
+                                  "(truncated file or wrong frame count)")
+
+
+def test_truncated_mp4_and_image_in_a_list(tmp_path, make_video):
+    make_video(tmp_path / "walk" / "whole.avi", 12)
+    cut = truncated_faststart_mp4(tmp_path / "walk" / "cut.mp4")
+    png_as_video(tmp_path / "run" / "photo.mp4")
+    (tmp_path / "list.txt").write_text("walk/whole.avi walk\nwalk/cut.mp4 walk\n"
+                                       "run/photo.mp4 run\n")
+    report = check_dataset("list", tmp_path / "list.txt", progress=False)
+    assert report.problems == [
+        f"{cut}: header says 60 frames but only {decodable_frames(cut)} decode (truncated file "
+        "or wrong frame count)",
+        f"{tmp_path}/run/photo.mp4: a single frame (a still image, not a video)"]
+    counts = sorted([1, 12, decodable_frames(cut)])  # the truncated file's real count
+    assert report.frames == {"min": counts[0], "median": counts[1], "max": counts[2]}
 
 
 def test_cli_text_json_and_exit_codes(tree, tmp_path, capsys):

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from bad_videos import decodable_frames, png_as_video, truncated_faststart_mp4
 from mictnet.data import (
     HMDB51,
     UCF101,
@@ -233,6 +234,49 @@ def test_folder_and_list(tmp_path, make_video):
         VideoList(listing)
     with pytest.raises(FileNotFoundError, match="video folder not found"):
         VideoFolder(tmp_path / "nothing")
+
+
+def test_list_with_absolute_paths_under_a_list_root(tmp_path, make_video):
+    videos = tmp_path / "videos"
+    make_video(videos / "walk" / "a.avi", 10)
+    cut = truncated_faststart_mp4(videos / "run" / "cut.mp4")  # header 60 frames, ~21 decode
+    listing = tmp_path / "lists" / "train.csv"
+    listing.parent.mkdir()
+    listing.write_text(f'path,label\n"{videos}/walk/a.avi",walk\n{cut},run\n')
+    with pytest.raises(SplitError, match=r"train.csv:2: absolute path .* is outside the video "
+                                         r"root .*lists \(declare a root"):
+        build_dataset("list", listing, **SMALL)
+    listed = build_dataset("list", listing, train=True, list_root=videos,
+                           **{**SMALL, "frames": 30})
+    assert listed.samples == [(str(videos / "walk/a.avi"), 1), (str(cut), 0)]
+    for epoch in range(3):  # clips planned again on the real count of the truncated file
+        listed.set_epoch(epoch)
+        assert listed[1][0].shape == (3, 30, 32, 32)
+    with pytest.raises(ValueError, match="list_root applies to the 'list' dataset only"):
+        build_dataset("folder", videos, list_root=videos)
+
+
+def test_a_listed_directory_is_named_as_one(tmp_path, make_video):
+    make_video(tmp_path / "a.avi", 10)
+    (tmp_path / "b.avi").mkdir()
+    (tmp_path / "list.txt").write_text("a.avi 0\nb.avi 1\n")
+    with pytest.raises(FileNotFoundError, match=r"b.avi: is a directory, not a video file"):
+        VideoList(tmp_path / "list.txt", **SMALL)
+
+
+def test_prepare_warns_about_truncated_videos_and_still_images(tmp_path, caplog):
+    from mictnet.data.cache import prepare_videos
+
+    cut = truncated_faststart_mp4(tmp_path / "cut.mp4")
+    photo = png_as_video(tmp_path / "photo.mp4")
+    report = prepare_videos([(str(cut), "cut.mp4"), (str(photo), "photo.mp4")],
+                            tmp_path / "cache", (32, 24), progress=False)
+    assert report.written == 2 and report.failed == []
+    assert report.warnings == [
+        f"{cut}: header says 60 frames but only {decodable_frames(cut)} decode (truncated file "
+        "or wrong frame count)",
+        f"{photo}: a single frame (a still image, not a video)"]
+    assert [r.getMessage() for r in caplog.records] == [f"warning: {w}" for w in report.warnings]
 
 
 def test_build_dataset_and_options(ucf):

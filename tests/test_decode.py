@@ -9,6 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from bad_videos import decodable_frames, png_as_video, truncated_faststart_mp4
 from conftest import decode_all_frames, synthetic_frames
 from mictnet.data.decode import VideoError, VideoReader, read_clip, read_video, video_info
 
@@ -146,3 +147,48 @@ def test_frames_past_the_end_are_an_error(tmp_path, make_video):
     with pytest.raises(VideoError, match="num_frames"):
         read_clip(path, 0, 0)
     assert os.path.exists(path)
+
+
+def test_png_renamed_mp4_is_a_single_frame(tmp_path):
+    info = video_info(png_as_video(tmp_path / "photo.mp4"), check_end=True)
+    assert (info.frames, info.truncated) == (1, False)
+    assert info.warning() == "a single frame (a still image, not a video)"
+    assert "1 frame, fewer than one clip of 16 (looped)" in info.warning(clip_frames=16)
+
+
+def test_truncated_faststart_mp4_is_found_at_its_end(tmp_path):
+    path = truncated_faststart_mp4(tmp_path / "cut.mp4")
+    real = decodable_frames(path)
+    assert 0 < real < 60
+    header = video_info(path)
+    assert (header.frames, header.truncated, header.warning()) == (60, False, None)
+    info = video_info(path, check_end=True)
+    assert (info.frames, info.header_frames, info.truncated) == (real, 60, True)
+    assert info.warning() == (f"header says 60 frames but only {real} decode (truncated file or "
+                              "wrong frame count)")
+    assert video_info(write_h264(tmp_path / "whole.mp4"), check_end=True).warning() is None
+
+
+@pytest.mark.parametrize("seek", [True, False])
+def test_read_clips_plans_again_on_the_real_count(tmp_path, seek):
+    path = truncated_faststart_mp4(tmp_path / "cut.mp4")
+    real = decodable_frames(path)
+    counts = []
+
+    def last_frames(frames):
+        counts.append(frames)
+        return [range(frames - 4, frames), range(frames - 2, frames)]
+
+    with VideoReader(path, seek=seek) as reader:
+        clips = reader.read_clips(last_frames)
+        assert reader.info.frames == real and reader.info.truncated
+    assert counts == [60, real]
+    reference = decode_all_frames(path)
+    assert np.array_equal(clips[0], reference[real - 4:real])
+    assert np.array_equal(clips[1], reference[real - 2:real])
+
+
+def test_a_directory_is_not_a_video(tmp_path):
+    (tmp_path / "clips.mp4").mkdir()
+    with pytest.raises(VideoError, match=r"clips.mp4: is a directory, not a video file"):
+        video_info(tmp_path / "clips.mp4")

@@ -176,6 +176,33 @@ def test_video_list_formats_and_errors(tmp_path):
     assert "d.txt:3: absolute path" in messages[1]
 
 
+def test_video_list_csv_with_quoted_fields(tmp_path):
+    listing = write(tmp_path / "q.csv", 'path,label\n"a,b.mp4",1\n"x/say ""hi"".mp4", 0\n'
+                                        '"lonely.mp4\n')
+    parsed = parse_video_list(listing)
+    assert parsed.samples == [("a,b.mp4", 1), ('x/say "hi".mp4', 0)]
+    assert [str(p) for p in parsed.problems] == [
+        f"{listing}:4: expected 'path label' or 'path,label', got '\"lonely.mp4'"]
+
+
+def test_video_list_absolute_paths_under_a_declared_root(tmp_path):
+    videos = tmp_path / "videos"
+    listing = write(tmp_path / "lists" / "l.txt",
+                    f"{videos}/walk/a.avi 0\nrun/b.avi 1\nrun/../c.avi 1\n"
+                    f"{videos}/../escape.avi 0\n../x.avi 0\n/elsewhere/d.avi 1\n")
+    parsed = parse_video_list(listing, root=videos)
+    assert parsed.samples == [("walk/a.avi", 0), ("run/b.avi", 1), ("c.avi", 1)]
+    assert [str(p) for p in parsed.problems] == [
+        f"{listing}:4: absolute path '{videos}/../escape.avi' is outside the video root "
+        f"{videos} (declare a root that holds it: --list-root DIR, or root= of VideoList)",
+        f"{listing}:5: path '../x.avi' leaves the video root ('..')",
+        f"{listing}:6: absolute path '/elsewhere/d.avi' is outside the video root {videos} "
+        "(declare a root that holds it: --list-root DIR, or root= of VideoList)"]
+    default = parse_video_list(listing)  # the list's folder: the absolute paths lie outside it
+    assert [p.line for p in default.problems] == [1, 4, 5, 6]
+    assert "--list-root DIR" in str(default.problems[0])
+
+
 @pytest.mark.parametrize("path, bad", [
     ("a/b.avi", False), ("a..b/c.avi", False), ("../a.avi", True), ("a/../../b.avi", True),
     ("/etc/x.avi", True), ("C:\\x.avi", True), ("a\\..\\b.avi", True), ("", True),

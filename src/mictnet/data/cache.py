@@ -10,9 +10,10 @@ from the decoded video (quality 90 by default).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .decode import VideoError, VideoInfo, read_video
+from .decode import VideoError, VideoInfo, read_video, split_clips
 
+log = logging.getLogger(__name__)
 MAGIC = b"MICTJPG1"
 SUFFIX = ".jpgs"
 
@@ -38,10 +40,11 @@ def _source_stamp(source: str | Path) -> dict:
 
 
 def write_prepared(source: str | Path, target: str | Path, size: tuple[int, int] = (256, 192),
-                   quality: int = 90) -> int:
+                   quality: int = 90) -> VideoInfo:
     """Decode ``source``, resize every frame to ``size`` (width, height), write ``target``.
 
-    Returns the number of frames. Written to a temp file and renamed, so a crash leaves no
+    Returns the source's metadata (``frames``: the decoded count; ``truncated`` when its header
+    claims more). Written to a temp file and renamed, so a crash leaves no
     partial file.
     """
     frames, info = read_video(source)
@@ -64,7 +67,7 @@ def write_prepared(source: str | Path, target: str | Path, size: tuple[int, int]
         for data in encoded:
             f.write(data)
     os.replace(tmp, target)
-    return len(encoded)
+    return info
 
 
 def read_header(path: str | Path) -> dict:
@@ -122,6 +125,11 @@ class PreparedReader:
             cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=out[k])
         return out
 
+    def read_clips(self, plan: Callable[[int], Sequence[Sequence[int]]]) -> list[np.ndarray]:
+        """The clips ``plan(frame count)`` lists, one array per clip (the count is exact)."""
+        clips = plan(self.info.frames)
+        return split_clips(self.read([i for clip in clips for i in clip]), clips)
+
     def read_all(self, max_frames: int | None = None) -> np.ndarray:
         count = self.info.frames if max_frames is None else min(max_frames, self.info.frames)
         return self.read(range(count))
@@ -138,12 +146,14 @@ class PreparedReader:
 
 @dataclass
 class PrepareReport:
-    """What :func:`prepare_videos` did: files written, up to date already, failures."""
+    """What :func:`prepare_videos` did: files written, up to date already, failures, and
+    ``warnings`` about videos written all the same (truncated, a single frame)."""
 
     written: int = 0
     up_to_date: int = 0
     frames: int = 0
     failed: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _is_current(source: str, target: Path, size: tuple[int, int], quality: int) -> bool:
@@ -155,12 +165,16 @@ def _is_current(source: str, target: Path, size: tuple[int, int], quality: int) 
     return all(header.get(k) == v for k, v in wanted.items())
 
 
-def _prepare_one(job: tuple[str, str, tuple[int, int], int]) -> tuple[int, str | None]:
+def _prepare_one(job: tuple[str, str, tuple[int, int], int]
+                 ) -> tuple[int, str | None, str | None]:
+    """``(frames, failure, warning)`` of one video."""
     source, target, size, quality = job
     try:
-        return write_prepared(source, target, size, quality), None
+        info = write_prepared(source, target, size, quality)
     except VideoError as err:
-        return 0, str(err)
+        return 0, str(err), None
+    warning = info.warning()
+    return info.frames, None, f"{source}: {warning}" if warning else None
 
 
 def prepare_videos(videos: Sequence[tuple[str, str]], cache_dir: str | Path,
@@ -188,10 +202,13 @@ def prepare_videos(videos: Sequence[tuple[str, str]], cache_dir: str | Path,
 
 
 def _collect(report: PrepareReport, results, bar: tqdm) -> None:
-    for frames, problem in results:
+    for frames, problem, warning in results:
         if problem:
             report.failed.append(problem)
         else:
             report.written += 1
             report.frames += frames
+        if warning:
+            report.warnings.append(warning)
+            log.warning("warning: %s", warning)
         bar.update()

@@ -66,11 +66,14 @@ class CheckReport:
 
 
 def dataset_lists(name: str, root: Path, split: int | None = None,
-                  splits_dir: str | Path | None = None
+                  splits_dir: str | Path | None = None, list_root: str | Path | None = None
                   ) -> tuple[Path, str | None, dict[str, SampleList]]:
     """``(video root, split folder, {list name: parsed list})`` of a dataset (all three splits
-    unless ``split``; for ``list``, ``root`` is the list file)."""
+    unless ``split``; for ``list``, ``root`` is the list file and ``list_root`` the folder its
+    videos lie under, default the list's folder)."""
     root = Path(root)
+    if list_root is not None and name != "list":
+        raise ValueError(f"list_root applies to the 'list' dataset only, not {name!r}")
     if name in ("ucf101", "hmdb51"):
         lists = {}
         for s in [split] if split else [1, 2, 3]:
@@ -81,40 +84,46 @@ def dataset_lists(name: str, root: Path, split: int | None = None,
     if name == "folder":
         return root, None, {"all": scan_video_folder(root)}
     if name == "list":
-        return root.parent, None, {"all": parse_video_list(root)}
+        video_root = root.parent if list_root is None else Path(list_root)
+        return video_root, None, {"all": parse_video_list(root, video_root)}
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 
 def check_video(path: str, full: bool = False) -> tuple[int | None, str | None]:
-    """``(frames, problem)`` of one video: it exists, opens and decodes its first frame (or, with
-    ``full``, all its frames, whose number must match the header)."""
+    """``(frames, problem)`` of one video: it exists, opens, decodes its first frame and the last
+    frames its header claims (with ``full``: every frame, whose number must match the header),
+    and is more than a single frame."""
     try:
         with VideoReader(path) as reader:
             if full:
-                header = reader.info.frames
-                frames = len(reader.read_all())
-                if frames != header:
-                    return frames, (f"{path}: header says {header} frames but {frames} decode "
-                                    "(truncated or wrong count)")
-                return frames, None
-            reader.read([0])
-            return reader.info.frames, None
+                reader.read_all()
+            else:
+                reader.read([0])
+                reader.check_end()
+            info = reader.info
     except VideoError as err:
         return None, str(err)
+    problem = info.warning()
+    if full and info.header_frames is not None and info.frames > info.header_frames:
+        problem = f"header says {info.header_frames} frames but {info.frames} decode"
+    return info.frames, f"{path}: {problem}" if problem else None
 
 
 def check_dataset(name: str, root: str | Path, split: int | None = None,
-                  splits_dir: str | Path | None = None, *, full: bool = False,
-                  progress: bool = True) -> CheckReport:
+                  splits_dir: str | Path | None = None, *, list_root: str | Path | None = None,
+                  full: bool = False, progress: bool = True) -> CheckReport:
     """Check a dataset's lists and every video in them (all three splits unless ``split``).
 
-    ``root`` is the video root (for ``list``: the list file; videos relative to its folder).
-    Videos are opened and their first frame decoded; ``full`` decodes every frame.
+    ``root`` is the video root (for ``list``: the list file; videos under ``list_root``,
+    default its folder).
+    Videos are opened and their first and last frames decoded (a truncated file is a problem);
+    ``full`` decodes every frame.
     """
     root = Path(root)
     report = CheckReport(name, str(root))
     try:
-        video_root, report.splits_dir, lists = dataset_lists(name, root, split, splits_dir)
+        video_root, report.splits_dir, lists = dataset_lists(name, root, split, splits_dir,
+                                                             list_root)
     except (FileNotFoundError, ValueError) as err:
         report.problems.append(str(err))
         return report

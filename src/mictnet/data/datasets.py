@@ -9,6 +9,7 @@ main process; nothing is decoded until an item is asked for.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -106,10 +107,7 @@ class VideoDataset(Dataset):
             raise FileNotFoundError(f"{self.root}: video root folder not found")
         kept, bad = [], []
         for path, label in samples:
-            try:
-                problem = "the file is empty (0 bytes)" if os.stat(path).st_size == 0 else None
-            except OSError:
-                problem = "no such file"
+            problem = _file_problem(path)
             if problem:
                 bad.append(f"{path}: {problem}")
             else:
@@ -184,27 +182,26 @@ class VideoDataset(Dataset):
             if self.sampler.whole_video:
                 clips = [reader.read_all()]
             else:
-                clips = self._read_clips(reader, generator)
+                clips = reader.read_clips(lambda frames: self.sampler.clips(frames, generator))
         flip = self.flippable[label]
         out = [self.transform(torch.from_numpy(c), flip=flip, generator=generator) for c in clips]
         return torch.stack(out) if self.sampler.mode == "multiclip" else out[0]
 
-    def _read_clips(self, reader: VideoReader | PreparedReader, generator: torch.Generator | None
-                    ) -> list[np.ndarray]:
-        indices = self.sampler.clips(reader.info.frames, generator)
-        try:
-            frames = reader.read([i for clip in indices for i in clip])
-        except VideoError as err:
-            if not err.decoded_frames:
-                raise
-            indices = self.sampler.clips(err.decoded_frames, generator)  # trust the real decode
-            frames = reader.read([i for clip in indices for i in clip])
-        t = len(indices[0])
-        return [frames[k * t:(k + 1) * t] for k in range(len(indices))]
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(root={str(self.root)!r}, {len(self)} videos, "
                 f"{len(self.classes)} classes, train={self.train}, mode={self.options.mode!r})")
+
+
+def _file_problem(path: str) -> str | None:
+    """Why ``path`` cannot be a video file (missing, a directory, empty), or ``None``."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return "no such file"
+    if stat.S_ISDIR(info.st_mode):
+        return "is a directory, not a video file"
+    return "the file is empty (0 bytes)" if info.st_size == 0 else None
 
 
 def _from_list(listed: SampleList) -> SampleList:
@@ -247,20 +244,25 @@ class VideoFolder(VideoDataset):
 
 
 class VideoList(VideoDataset):
-    """Videos listed in ``file`` (``path label`` or ``path,label`` lines), paths relative to
-    ``root`` (default: the list's folder)."""
+    """Videos listed in ``file`` (``path label`` lines or CSV ``path,label`` rows) under ``root``
+    (default: the list's folder): relative paths are relative to it, absolute paths must lie in
+    it, no path may leave it."""
 
     def __init__(self, file: str | Path, root: str | Path | None = None, train: bool = False,
                  **clip_options) -> None:
-        listed = _from_list(parse_video_list(file))
         root = Path(file).parent if root is None else root
+        listed = _from_list(parse_video_list(file, root))
         super().__init__(root, listed.classes, listed.samples, train, str(file), **clip_options)
 
 
 def build_dataset(name: str, root: str | Path, split: int = 1, train: bool = True, *,
-                  splits_dir: str | Path | None = None, **clip_options) -> VideoDataset:
+                  splits_dir: str | Path | None = None, list_root: str | Path | None = None,
+                  **clip_options) -> VideoDataset:
     """A dataset by name: ``ucf101``, ``hmdb51``, ``folder`` or ``list`` (``root`` = the list
-    file; ``split`` and ``splits_dir`` apply to the first two only)."""
+    file, ``list_root`` = the folder its videos lie under, default the list's folder);
+    ``split`` and ``splits_dir`` apply to the first two only."""
+    if list_root is not None and name != "list":
+        raise ValueError(f"list_root applies to the 'list' dataset only, not {name!r}")
     if name == "ucf101":
         return UCF101(root, split, train, splits_dir=splits_dir, **clip_options)
     if name == "hmdb51":
@@ -268,6 +270,6 @@ def build_dataset(name: str, root: str | Path, split: int = 1, train: bool = Tru
     if name == "folder":
         return VideoFolder(root, train, **clip_options)
     if name == "list":
-        return VideoList(root, train=train, **clip_options)
+        return VideoList(root, list_root, train, **clip_options)
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 

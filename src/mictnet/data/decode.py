@@ -6,16 +6,20 @@ jumps over long ones. ``seek=False`` decodes strictly sequentially from the firs
 frame-exact against a full decode, also on AVI files with B-frames (see ``tests/test_decode.py``).
 Frames come back as uint8 RGB ``T×H×W×3`` arrays, also from grayscale videos.
 
-The frame count in a file's header can be wrong (truncated files): a wanted frame past the real
-end is looked for again by sequential decoding, and then :class:`VideoError` is raised with
-``decoded_frames`` set to the real count.
+The frame count in a file's header can be wrong (truncated files). The reader handles it in one
+place: a wanted frame past the real end is looked for again by sequential decoding, which finds
+the real end; ``info.frames`` becomes the real count (``info.header_frames`` keeps the header's)
+and :class:`VideoError` (``truncated``) is raised. :meth:`VideoReader.read_clips` then plans its
+clips again on the real count; :meth:`VideoReader.check_end` decodes the last frames the header
+claims, so a truncated file is known before any clip is chosen (``mict check``, prediction).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+import stat
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -23,6 +27,7 @@ import numpy as np
 
 DECODE_THREADS = 1  # FFmpeg decoder threads per open file: one per DataLoader worker core
 SEEK_MIN_GAP = 8  # seek instead of grabbing when the next wanted frame is further ahead
+END_FRAMES = 2  # frames decoded at the end by VideoReader.check_end
 
 
 class VideoError(ValueError):
@@ -44,12 +49,37 @@ class VideoError(ValueError):
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """Video metadata: frame count (from the header unless a decode proved it), fps, size."""
+    """Video metadata: fps, size and frame counts.
+
+    ``frames`` is the usable count: the header's until a decode proves fewer (or counted by
+    decoding when the header has none); ``header_frames`` is what the header claims (``None``:
+    no count in the header).
+    """
 
     frames: int
     fps: float
     width: int
     height: int
+    header_frames: int | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """Fewer frames decode than the header claims (known once the end was decoded)."""
+        return self.header_frames is not None and self.frames < self.header_frames
+
+    def warning(self, clip_frames: int | None = None) -> str | None:
+        """Why these frames are suspect: fewer decode than the header claims, a single frame (a
+        still image), or fewer than one clip of ``clip_frames``; ``None`` when nothing is."""
+        found = []
+        if self.truncated:
+            found.append(f"header says {self.header_frames} frames but only {self.frames} "
+                         "decode (truncated file or wrong frame count)")
+        if self.frames == 1:
+            found.append("a single frame (a still image, not a video)")
+        if clip_frames is not None and self.frames < clip_frames:
+            found.append(f"{self.frames} frame{'s' if self.frames > 1 else ''}, fewer than one "
+                         f"clip of {clip_frames} (looped)")
+        return "; ".join(found) or None
 
 
 def _to_rgb(frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -70,14 +100,7 @@ class VideoReader:
         self.path = str(path)
         self.threads = threads
         self.seek = seek
-        try:
-            size = os.stat(self.path).st_size
-        except FileNotFoundError:
-            raise VideoError(path, "no such file", "missing") from None
-        except OSError as err:
-            raise VideoError(path, f"cannot access the file ({err.strerror})", "missing") from None
-        if size == 0:
-            raise VideoError(path, "the file is empty (0 bytes)", "empty")
+        _check_file(self.path)
         self._cap = self._open()
         header_frames = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
         width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
@@ -87,7 +110,8 @@ class VideoReader:
             self.close()
             raise VideoError(path, "not a readable video (no frame size)", "unreadable")
         self._pos = 0
-        self.info = VideoInfo(header_frames, fps, width, height)
+        self._sought = False  # a seek since the last rewind: the position is not a count
+        self.info = VideoInfo(header_frames, fps, width, height, header_frames)
         if header_frames <= 0:  # no usable count in the header: count by decoding
             self.info = VideoInfo(self._count_frames(), fps, width, height)
 
@@ -110,6 +134,7 @@ class VideoReader:
         self._cap.release()
         self._cap = self._open()
         self._pos = 0
+        self._sought = False
 
     def _count_frames(self) -> int:
         self._rewind()
@@ -131,15 +156,41 @@ class VideoReader:
         wanted = sorted(set(indices))
         try:
             decoded = self._decode(wanted, self.seek)
-        except VideoError as err:
-            if not (self.seek and err.reason == "truncated"):
-                raise
+        except _SeekMissed:
             self._rewind()
             decoded = self._decode(wanted, False)  # find the real end by decoding from 0
         if list(indices) == wanted:
             return decoded
         row = {index: k for k, index in enumerate(wanted)}
         return decoded[[row[i] for i in indices]]
+
+    def read_clips(self, plan: Callable[[int], Sequence[Sequence[int]]]) -> list[np.ndarray]:
+        """The clips ``plan(frame count)`` lists, decoded together, one array per clip.
+
+        When decoding proves the file shorter than its header says, ``info.frames`` becomes the
+        real count and the clips are planned again on it (the truncated-file retry).
+        """
+        clips = plan(self.info.frames)
+        try:
+            frames = self.read([i for clip in clips for i in clip])
+        except VideoError as err:
+            if err.reason != "truncated":
+                raise
+            clips = plan(self.info.frames)
+            frames = self.read([i for clip in clips for i in clip])
+        return split_clips(frames, clips)
+
+    def check_end(self, frames: int = END_FRAMES) -> VideoInfo:
+        """Decode the last ``frames`` frames the header claims, so that ``info.frames`` is the
+        real count (``info.truncated`` tells a truncated file); returns ``info``."""
+        end = self.info.frames
+        if self.info.header_frames is not None:
+            try:
+                self.read(range(max(end - frames, 0), end))
+            except VideoError as err:
+                if err.reason != "truncated":
+                    raise
+        return self.info
 
     def _decode(self, wanted: list[int], seek: bool) -> np.ndarray:
         """Frames ``wanted`` (sorted, unique) into one preallocated array."""
@@ -149,6 +200,9 @@ class VideoReader:
         for k, index in enumerate(wanted):
             if seek and index - self._pos > SEEK_MIN_GAP and index < self.info.frames:
                 self._cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+                self._sought = True
+                if int(self._cap.get(cv2.CAP_PROP_POS_FRAMES)) != index:
+                    raise _SeekMissed  # landed elsewhere (past a truncated file's end)
                 self._pos = index
             while self._pos < index:
                 if not self._cap.grab():
@@ -179,19 +233,22 @@ class VideoReader:
         if not frames:
             raise VideoError(self.path, "the video has no decodable frames", "no-frames")
         if max_frames is None or len(frames) < max_frames:  # reached the real end
-            self.info = VideoInfo(len(frames), self.info.fps, self.info.width, self.info.height)
+            self.info = replace(self.info, frames=len(frames))
         return np.stack(frames)
 
     def _fail_short(self, index: int) -> None:
+        """Decoding stopped before frame ``index``: the real end, found by sequential decoding."""
+        if self._sought:
+            raise _SeekMissed
         real = self._pos
         if real == 0:
             raise VideoError(self.path, "the video has no decodable frames", "no-frames")
-        raise VideoError(
-            self.path,
-            f"frame {index} requested but decoding stops after {real} frames (header says "
-            f"{self.info.frames}); the file is truncated or its frame count is wrong",
-            "truncated", decoded_frames=real,
-        )
+        self.info = replace(self.info, frames=real)
+        problem = f"frame {index} requested but decoding stops after {real} frames"
+        if self.info.truncated:
+            problem += (f" (header says {self.info.header_frames}); the file is truncated or its "
+                        "frame count is wrong")
+        raise VideoError(self.path, problem, "truncated", decoded_frames=real)
 
     def close(self) -> None:
         self._cap.release()
@@ -203,10 +260,35 @@ class VideoReader:
         self.close()
 
 
-def video_info(path: str | Path) -> VideoInfo:
-    """Header metadata of ``path`` (frame count decoded when the header has none)."""
+class _SeekMissed(Exception):
+    """Decoding stopped after a seek: the real end is looked for by sequential decoding."""
+
+
+def _check_file(path: str) -> None:
+    """Raise :class:`VideoError` unless ``path`` is a non-empty file."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise VideoError(path, "no such file", "missing") from None
+    except OSError as err:
+        raise VideoError(path, f"cannot access the file ({err.strerror})", "missing") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise VideoError(path, "is a directory, not a video file", "unreadable")
+    if info.st_size == 0:
+        raise VideoError(path, "the file is empty (0 bytes)", "empty")
+
+
+def split_clips(frames: np.ndarray, clips: Sequence[Sequence[int]]) -> list[np.ndarray]:
+    """``frames`` read for the concatenated ``clips``, one array per clip."""
+    bounds = np.cumsum([0] + [len(clip) for clip in clips])
+    return [frames[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def video_info(path: str | Path, check_end: bool = False) -> VideoInfo:
+    """Metadata of ``path`` (frame count decoded when the header has none); ``check_end``
+    decodes its last frames too, so that a truncated file shows (``info.truncated``)."""
     with VideoReader(path) as reader:
-        return reader.info
+        return reader.check_end() if check_end else reader.info
 
 
 def read_frames(path: str | Path, indices: Sequence[int],

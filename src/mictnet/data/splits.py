@@ -7,6 +7,8 @@ so that ``mict check`` can report them all; datasets call :meth:`SampleList.rais
 
 from __future__ import annotations
 
+import csv
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -213,30 +215,34 @@ def official_split(name: str, root: str | Path, split: int = 1, train: bool = Tr
     return folder, parse(folder, split, train)
 
 
-def parse_video_list(file: str | Path) -> SampleList:
-    """A list of ``path label`` or ``path,label`` lines (an optional ``path,label`` header).
+def parse_video_list(file: str | Path, root: str | Path | None = None) -> SampleList:
+    """A list of ``path label`` lines or CSV ``path,label`` rows (quoted fields allowed; an
+    optional ``path,label`` header).
 
     Labels are all integers (0-based class indices; classes are named ``"0"``, ``"1"``, ...) or
-    all class names (classes sorted by name). Paths are relative to the video root.
+    all class names (classes sorted by name). Paths are relative to the video root ``root``
+    (default: the list's folder); absolute paths are accepted when they lie under it, and no
+    path may leave it. Returned paths are relative to ``root``.
     """
     file = Path(file)
+    root = file.parent if root is None else Path(root)
     rows: list[tuple[int, str, str]] = []
     result = SampleList([], sources=[str(file)])
     for n, line in _lines(file):
         if line.startswith("#"):
             continue
-        parts = [p.strip() for p in line.rsplit(",", 1)] if "," in line else line.rsplit(None, 1)
+        parts = _list_fields(line)
         if n == 1 and [p.lower() for p in parts] == ["path", "label"]:
             continue
         if len(parts) != 2 or not parts[0] or not parts[1]:
             result.problems.append(Problem(str(file), f"expected 'path label' or 'path,label', "
                                            f"got {line!r}", n))
             continue
-        reason = unsafe_path_reason(parts[0])
+        path, reason = path_under_root(parts[0], root)
         if reason:
             result.problems.append(Problem(str(file), reason, n))
             continue
-        rows.append((n, parts[0].replace("\\", "/"), parts[1]))
+        rows.append((n, path, parts[1]))
     numeric = [r for r in rows if r[2].isdigit()]
     if numeric and len(numeric) != len(rows):
         n = next(r[0] for r in rows if not r[2].isdigit())
@@ -254,6 +260,31 @@ def parse_video_list(file: str | Path) -> SampleList:
     if not rows and not result.problems:
         result.problems.append(Problem(str(file), "no videos listed"))
     return result
+
+
+def _list_fields(line: str) -> list[str]:
+    """The fields of a list line: a CSV row when it has a comma or a quote, else ``path label``
+    split at the last space (paths may contain spaces)."""
+    if "," in line or '"' in line:
+        return [field.strip() for field in next(csv.reader([line], skipinitialspace=True))]
+    return line.rsplit(None, 1)
+
+
+def path_under_root(path: str, root: str | Path) -> tuple[str, str | None]:
+    """``(path relative to root, None)`` for a listed ``path`` (relative to ``root`` or absolute)
+    that lies under ``root``, else ``(path, why not)``; checked on the names, not symlinks."""
+    if not path:
+        return path, "empty path"
+    posix = path.replace("\\", "/")
+    absolute = posix.startswith("/") or bool(PureWindowsPath(path).drive)
+    base = os.path.abspath(root)
+    full = os.path.normpath(posix if absolute else os.path.join(base, posix))
+    if not PureWindowsPath(path).drive and os.path.commonpath([base, full]) == base:
+        return os.path.relpath(full, base), None
+    if absolute:
+        return path, (f"absolute path {path!r} is outside the video root {base} (declare a root "
+                      "that holds it: --list-root DIR, or root= of VideoList)")
+    return path, f"path {path!r} leaves the video root ('..')"
 
 
 def scan_video_folder(root: str | Path) -> SampleList:
