@@ -13,11 +13,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
+from mictnet.engine.batching import build_loaders
 from mictnet.engine.train import Trainer
 from mictnet.models import build_model
 from tiny_clips import MovingSquares, tiny_config
+
+pytestmark = pytest.mark.slow  # trains models
 
 
 def train_two_steps(run_dir: Path, micro_batch: int) -> dict[str, torch.Tensor]:
@@ -27,7 +31,7 @@ def train_two_steps(run_dir: Path, micro_batch: int) -> dict[str, torch.Tensor]:
                "micro_batch_size": micro_batch},
         schedule={"epochs": 1, "milestones": []})
     train = MovingSquares(16, seed=0)
-    trainer = Trainer(cfg, run_dir, train, None, train.classes)
+    trainer = Trainer(cfg, run_dir, build_loaders(cfg, train, None), train.classes)
     assert trainer.accumulation == 8 // micro_batch
     result = trainer.fit()
     assert result.global_step == 2

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mictnet.engine.batching import build_loaders
 from mictnet.engine.checkpoint import (
     CheckpointMeta,
     load_checkpoint,
@@ -45,10 +46,12 @@ def test_round_trip_rebuilds_model_and_meta(tmp_path: Path) -> None:
         assert torch.equal(loaded.state_dict()[key], value)
 
 
+@pytest.mark.slow
 def test_training_checkpoint_loads_with_weights_only(tmp_path: Path) -> None:
     cfg = tiny_config(schedule={"epochs": 1, "milestones": []}, optim={"batch_size": 4})
     train = MovingSquares(8, seed=0)
-    Trainer(cfg, tmp_path / "run", train, MovingSquares(4, seed=1), train.classes).fit()
+    test = MovingSquares(4, seed=1)
+    Trainer(cfg, tmp_path / "run", build_loaders(cfg, train, test), train.classes).fit()
     for name in ("last.pt", "best.pt"):
         ckpt = torch.load(tmp_path / "run" / name, weights_only=True)  # no unsafe pickles
         assert ckpt["config"]["model"]["name"] == "tiny_video_net"

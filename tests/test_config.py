@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from mictnet.engine.config import (
+from mictnet.engine.config_flags import add_config_flags, config_flags, config_from_args
+from mictnet.engine.presets import list_presets, preset
+from mictnet.engine.schedule import LRFactor
+from mictnet.engine.train_config import (
     TrainConfig,
     config_from_dict,
-    list_presets,
     load_config,
     parse_assignment,
-    preset,
     save_config,
 )
-from mictnet.engine.schedule import LRFactor
 
 
 def test_published_presets() -> None:
@@ -95,3 +97,53 @@ def test_checkpoint_config_is_plain_data() -> None:
     assert d["data"]["resize"] == [256, 192]  # lists, not tuples
     assert config_from_dict(d) == preset("mict18-ucf101")
     assert TrainConfig().model.pretrained is None
+
+
+@pytest.mark.parametrize("text", ["optim:\n  lr: .inf\n", "optim:\n  lr: .nan\n",
+                                  "optim:\n  momentum: -.inf\n"])
+def test_non_finite_numbers_are_rejected(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=r"must be a finite number"):
+        load_config(path)
+
+
+def test_dataset_and_split_are_choices() -> None:
+    with pytest.raises(ValueError, match=r"data\.dataset must be one of 'ucf101'"):
+        config_from_dict({"data": {"dataset": "kinetics"}})
+    with pytest.raises(ValueError, match=r"data\.split must be one of 1, 2, 3"):
+        config_from_dict({"data": {"split": True}})
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser)
+    return parser.parse_args(argv)
+
+
+def test_every_field_is_documented_and_a_flag() -> None:
+    flags = config_flags()
+    assert len(flags) == sum(len(dataclasses.fields(f.default_factory))
+                             for f in dataclasses.fields(TrainConfig) if f.name != "preset")
+    assert all(f.field.metadata["help"] for f in flags)
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser)
+    text = parser.format_help()
+    for flag in flags:
+        assert flag.option in text
+    assert "--optim.nesterov" in text and "{auto,none,bf16,fp16}" in text
+
+
+def test_flags_override_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("optim:\n  lr: 0.5\n  nesterov: false\n")
+    args = _parse("--preset", "demo", "--config", str(path), "--set", "optim.lr=0.25",
+                  "--lr", "0.125", "--optim.nesterov", "true", "--no-progress",
+                  "--pretrained", "none", "--root", "videos", "--data.resize", "[64, 48]")
+    cfg = config_from_args(args)
+    assert (cfg.preset, cfg.optim.lr, cfg.optim.nesterov) == ("demo", 0.125, True)
+    assert cfg.runtime.progress is False and cfg.model.pretrained is None
+    assert cfg.data.root == str(Path("videos").resolve()) and cfg.data.resize == (64, 48)
+    assert config_from_args(_parse()) == TrainConfig()  # no flag given: nothing overridden
+    with pytest.raises(ValueError, match=r"--lr: optim\.lr must be a finite number"):
+        config_from_args(_parse("--lr", "inf"))

@@ -29,6 +29,8 @@ from mictnet.engine.evaluate import evaluate_model
 from mictnet.engine.runlog import read_metrics_csv
 from tiny_clips import MovingSquares
 
+pytestmark = pytest.mark.slow  # trains models
+
 CHILD = Path(__file__).with_name("tiny_clips.py")
 BASE = {"model": {"dropout": 0.0}, "schedule": {"epochs": 2, "milestones": [1]},
         "optim": {"batch_size": 8}, "dataset": {"train": 48, "test": 15}}

@@ -12,6 +12,8 @@ from mictnet.cli import main
 from mictnet.engine.runlog import read_metrics_csv
 from mictnet.tools.demo import QUICK, prepare_dataset
 
+pytestmark = pytest.mark.slow  # trains models
+
 
 def test_demo_quick(tmp_path: Path, capsys) -> None:
     out, data = tmp_path / "demo", tmp_path / "data"

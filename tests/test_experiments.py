@@ -14,6 +14,8 @@ from mictnet.cli import main
 from mictnet.data.synthetic import SynthConfig, generate_dataset
 from mictnet.engine.runlog import read_metrics_csv
 
+pytestmark = pytest.mark.slow  # trains models
+
 # the tiny net (registered by tiny_clips) keeps this fast; one thread avoids oversubscription
 FAST = ["--model", "tiny_video_net", "--frames", "8", "--crop-size", "32", "--batch-size", "4",
         "--workers", "0", "--lr", "0.05", "--no-progress", "--set", "data.resize=[32, 32]",

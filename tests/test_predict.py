@@ -12,8 +12,8 @@ from mictnet.cli import main
 from mictnet.data.decode import read_frames
 from mictnet.data.transforms import eval_transform
 from mictnet.engine.checkpoint import CheckpointMeta, save_checkpoint
+from mictnet.inference import Predictor, clip_indices, load
 from mictnet.models import build_model
-from mictnet.tools.predict import Predictor, clip_indices, load
 
 CLASSES = ["clap", "jump", "wave"]
 INPUT = (8, 32, 32)

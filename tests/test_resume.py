@@ -17,6 +17,8 @@ import torch
 from mictnet.engine.checkpoint import load_checkpoint
 from mictnet.engine.runlog import read_metrics_csv
 
+pytestmark = pytest.mark.slow  # trains models
+
 CHILD = Path(__file__).with_name("tiny_clips.py")
 # 3 epochs of 6 steps, a checkpoint after every step, 15 ms per clip "decoding" (~0.12 s/step)
 RUN = {"schedule": {"epochs": 3, "milestones": [2]}, "runtime": {"checkpoint_every": 1},

@@ -9,12 +9,15 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
+from mictnet.engine.batching import build_loaders
 from mictnet.engine.checkpoint import load_checkpoint, load_model
-from mictnet.engine.config import load_config
 from mictnet.engine.evaluate import evaluate_model
 from mictnet.engine.runlog import read_metrics_csv
 from mictnet.engine.train import NonFiniteLossError, Trainer
+from mictnet.engine.train_config import load_config
 from tiny_clips import MovingSquares, tiny_config
+
+pytestmark = pytest.mark.slow  # trains models
 
 
 def test_mict_resnet18_learns_motion_direction(tmp_path: Path) -> None:
@@ -24,7 +27,8 @@ def test_mict_resnet18_learns_motion_direction(tmp_path: Path) -> None:
                       schedule={"epochs": 5, "kind": "cosine", "milestones": []},
                       runtime={"tensorboard": True})
     train, test = MovingSquares(64, seed=0), MovingSquares(40, seed=1, jitter=False)
-    result = Trainer(cfg, tmp_path / "run", train, test, train.classes).fit()
+    result = Trainer(cfg, tmp_path / "run", build_loaders(cfg, train, test),
+                     train.classes).fit()
 
     assert result.epochs_done == 5 and result.global_step == 40 and not result.interrupted
     assert result.best_top1 is not None and result.best_top1 >= 0.6
@@ -63,7 +67,8 @@ class PoisonAfter(Dataset):
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
     cfg = tiny_config(schedule={"epochs": 3, "milestones": []}, optim={"batch_size": 4})
     train = PoisonAfter(MovingSquares(16, seed=0), after=16 + 6)  # epoch 2, second step
-    trainer = Trainer(cfg, tmp_path / "run", train, MovingSquares(4, seed=1), train.classes)
+    loaders = build_loaders(cfg, train, MovingSquares(4, seed=1))
+    trainer = Trainer(cfg, tmp_path / "run", loaders, train.classes)
     with pytest.raises(NonFiniteLossError, match=r"loss became nan at epoch 2, step 2") as err:
         trainer.fit()
     assert "last good checkpoint is kept" in str(err.value)

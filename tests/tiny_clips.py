@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from mictnet.engine.config import RuntimeConfig, TrainConfig, config_from_dict
+from mictnet.engine.train_config import RuntimeConfig, TrainConfig, config_from_dict
 from mictnet.models import register_model
 
 DIRECTIONS = ("right", "left", "down", "up")
@@ -100,6 +100,7 @@ def tiny_config(**sections: dict) -> TrainConfig:
 
 
 def main(argv: list[str]) -> int:
+    from mictnet.engine.batching import build_loaders
     from mictnet.engine.distributed import cleanup_distributed
     from mictnet.engine.train import Trainer
 
@@ -110,7 +111,8 @@ def main(argv: list[str]) -> int:
     train = MovingSquares(data.get("train", 48), 4, seed=0, delay=data.get("delay", 0.0))
     test = MovingSquares(data.get("test", 16), 4, seed=1, jitter=False)
     try:
-        Trainer(cfg, run_dir, train, test, train.classes, resume=resume).fit()
+        Trainer(cfg, run_dir, build_loaders(cfg, train, test), train.classes,
+                resume=resume).fit()
     finally:
         cleanup_distributed()
     return 0

@@ -1,7 +1,8 @@
 """The ``mict`` command line: a thin dispatcher over the command modules in ``mictnet.tools``.
 
-Each command module defines ``register(subparsers)``, which adds its sub-command(s) and sets
-``func`` (called with the parsed arguments, returning an exit code).
+``COMMANDS`` names every command, its one-line help and the module that implements it; only the
+chosen command's module is imported. Each module's ``register(subparsers)`` adds its
+sub-command(s) and sets ``func`` (called with the parsed arguments, returning an exit code).
 """
 
 from __future__ import annotations
@@ -10,38 +11,66 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 
-COMMAND_MODULES = (
-    "mictnet.tools.demo",
-    "mictnet.tools.models_table",
-    "mictnet.tools.data_commands",
-    "mictnet.tools.synth",
-    "mictnet.tools.experiments",
-    "mictnet.tools.benchmark",
-    "mictnet.tools.predict",
-    "mictnet.tools.export",
-)
+from . import __version__
+
+# command -> (module in mictnet.tools, help line of `mict --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "train and evaluate MiCT-ResNet-18 on a generated motion dataset (CPU)"),
+    "models": ("models_table", "list models with parameters and GFLOPs per clip"),
+    "check": ("data_commands", "check a dataset: lists, labels, and that every video opens"),
+    "prepare": ("data_commands", "pre-decode every video into resized JPEG frames for faster "
+                                 "training"),
+    "synth": ("synth", "write the synthetic motion dataset (UCF-101 layout)"),
+    "train": ("experiments", "train a model (presets reproduce the published recipes)"),
+    "evaluate": ("experiments", "top-1/top-5, per-class accuracy, confusion matrix of a "
+                                "checkpoint"),
+    "crossval": ("experiments", "train and evaluate on the three official splits: the "
+                                "published table"),
+    "sweep": ("experiments", "video-level accuracy versus the number of frames"),
+    "plot": ("experiments", "training curves (loss, top-1) from metrics.csv"),
+    "benchmark": ("benchmark", "parameters, GFLOPs, memory and frames/s of models "
+                               "(interleaved runs)"),
+    "predict": ("predict", "top actions in video files (and a timeline)"),
+    "export": ("export", "export a checkpoint to ONNX or TorchScript (dynamic time axis), "
+                         "verified"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``command``, that command's module registers its full sub-parser and
+    every other command is a placeholder that shows its help line."""
     parser = argparse.ArgumentParser(
-        prog="mict", description="MiCT-Net action recognition: models, data, training, tools."
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+        prog="mict", description="MiCT-Net action recognition: models, data, training, tools.")
+    parser.add_argument("--version", action="version", version=f"mict {__version__}")
+    parser.add_argument("-v", "--verbose", "--debug", dest="verbose", action="store_true",
+                        help="debug logging, and the traceback of an error")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != name:
-                raise
-            continue  # a command module not written yet
+    registered = set()
+    if command in COMMANDS:
+        module = importlib.import_module(f"mictnet.tools.{COMMANDS[command][0]}")
         module.register(subparsers)
+        registered = set(subparsers.choices)
+        missing = {name for name, (mod, _) in COMMANDS.items()
+                   if mod == COMMANDS[command][0]} - registered
+        if missing:
+            raise RuntimeError(f"mictnet.tools.{COMMANDS[command][0]} did not register "
+                               f"{', '.join(sorted(missing))}")
+    for name, (_, text) in COMMANDS.items():
+        if name not in registered:
+            subparsers.add_parser(name, help=text, add_help=False)
     return parser
 
 
+def _command(argv: list[str]) -> str | None:
+    """The first argument that names a command."""
+    return next((a for a in argv if a in COMMANDS), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command(argv)).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s"
     )
@@ -50,9 +79,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (OSError, ValueError, RuntimeError) as err:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"error: {_message(err)}", file=sys.stderr)
         return 2
+
+
+def _message(err: Exception) -> str:
+    """One line naming the path of an ``OSError`` (``FileExistsError: x`` -> ``x: File
+    exists``)."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        target = f" -> {err.filename2}" if err.filename2 is not None else ""
+        return f"{err.filename}{target}: {err.strerror}"
+    return str(err)
 
 
 if __name__ == "__main__":

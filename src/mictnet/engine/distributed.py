@@ -41,6 +41,19 @@ def env_dist_info() -> DistInfo:
         raise RuntimeError(f"malformed torchrun environment: {err}") from None
 
 
+def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
+    """``auto`` -> this process's GPU when CUDA is available, else the CPU."""
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(spec)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {spec!r} requested but CUDA is not available")
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+    return device
+
+
 def init_distributed(device: torch.device) -> DistInfo:
     """Join the process group when launched by ``torchrun`` (no-op for one process)."""
     info = env_dist_info()

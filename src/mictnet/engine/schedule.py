@@ -7,7 +7,7 @@ import math
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from .config import ScheduleConfig
+from .train_config import ScheduleConfig
 
 
 class LRFactor:

@@ -3,7 +3,7 @@
 One :class:`Trainer` runs one configuration in one run folder. It resumes from ``last.pt`` at the
 optimiser-step boundary where the checkpoint was taken, with the model, optimiser, scheduler,
 AMP scaler, epoch, step, the epoch's running sums, the metric history and every RNG state of
-every process; with the seeded per-epoch data order (:mod:`.sampling`) the resumed run replays
+every process; with the seeded per-epoch data order (:mod:`.batching`) the resumed run replays
 the rest of the epoch exactly. SIGTERM or a first Ctrl-C finish the current step, write
 ``last.pt`` and stop; a second Ctrl-C stops at once.
 """
@@ -25,19 +25,20 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..models import build_model, to_channels_last
 from . import distributed as D
+from .batching import Loaders
 from .checkpoint import CheckpointMeta, load_checkpoint, load_weights, save_checkpoint
-from .config import ModelConfig, OptimConfig, RuntimeConfig, TrainConfig, save_config
+from .distributed import resolve_device
+from .metrics import topk_correct
 from .precision import resolve_precision
 from .rng import capture_rng_state, restore_rng_state, seed_everything
 from .runlog import RunLog, log, write_metrics_csv
-from .sampling import SeededItems, ShardSampler, TrainSampler
 from .schedule import build_scheduler
+from .train_config import ModelConfig, OptimConfig, RuntimeConfig, TrainConfig, save_config
 
 
 class NonFiniteLossError(RuntimeError):
@@ -56,19 +57,6 @@ class TrainResult:
     last: dict[str, Any] | None  # the last epoch's metrics record
     seconds: float  # this session's wall time
     interrupted: bool
-
-
-def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> this process's GPU when CUDA is available, else the CPU."""
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(spec)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"device {spec!r} requested but CUDA is not available")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-    return device
 
 
 def configure_runtime(rt: RuntimeConfig, device: torch.device) -> None:
@@ -115,15 +103,16 @@ def _format_seconds(seconds: float) -> str:
 
 
 class Trainer:
-    """Trains ``config`` on ``train_set``, evaluating on ``test_set``, in ``run_dir``.
+    """Trains ``config`` on ``loaders`` (:func:`~.batching.build_loaders`) in ``run_dir``.
 
-    Datasets yield ``(clip 3×T×H×W float, label int)``. Launched by ``torchrun``, every process
-    builds its own Trainer with the same arguments; the first Trainer joins the process group,
-    which stays up for further runs until :func:`~.distributed.cleanup_distributed`.
+    Datasets yield ``(clip 3×T×H×W float, label int)``; ``classes`` names the labels. Launched by
+    ``torchrun``, every process builds its own loaders and Trainer with the same arguments; the
+    first Trainer joins the process group, which stays up for further runs until
+    :func:`~.distributed.cleanup_distributed`.
     """
 
-    def __init__(self, config: TrainConfig, run_dir: str | Path, train_set: Dataset,
-                 test_set: Dataset | None, classes: list[str], *, resume: bool = False) -> None:
+    def __init__(self, config: TrainConfig, run_dir: str | Path, loaders: Loaders,
+                 classes: list[str], *, resume: bool = False) -> None:
         self.cfg = config
         self.run_dir = Path(run_dir)
         self.classes = list(classes)
@@ -137,17 +126,10 @@ class Trainer:
         self.channels_last = rt.channels_last and self.device.type == "cuda"
         self.is_main = self.dist.is_main
 
-        optim = config.optim
-        world = self.dist.world_size
-        if optim.batch_size % world:
-            raise ValueError(f"batch size {optim.batch_size} is not divisible by {world} "
-                             "processes")
-        share = optim.batch_size // world
-        self.micro_batch = optim.micro_batch_size or share
-        if share % self.micro_batch:
-            raise ValueError(f"per-process batch {share} is not a multiple of the micro-batch "
-                             f"{self.micro_batch}")
-        self.accumulation = share // self.micro_batch
+        self.sampler = loaders.sampler
+        self.train_loader, self.test_loader = loaders.train, loaders.test
+        self.micro_batch, self.accumulation = loaders.micro_batch, loaders.accumulation
+        self.steps_per_epoch = self.sampler.steps_per_epoch
 
         seed_everything(rt.seed)  # the same initial weights in every process
         model = build_configured_model(config.model, len(self.classes), pretrained=not resume)
@@ -160,25 +142,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DistributedDataParallel(model, device_ids=ids)
 
-        self.sampler = TrainSampler(train_set, optim.batch_size, num_replicas=world,
-                                    rank=self.dist.rank, seed=rt.seed)
-        self.steps_per_epoch = self.sampler.steps_per_epoch
-        workers = config.data.workers
-        pin = self.device.type == "cuda"
-        # Loaders draw their worker seeds from their own generators, never from the global RNG.
-        self.train_loader = DataLoader(
-            SeededItems(train_set), batch_size=self.micro_batch, sampler=self.sampler,
-            num_workers=workers, pin_memory=pin, persistent_workers=False,
-            generator=torch.Generator().manual_seed(rt.seed))
-        self.test_loader = None
-        if test_set is not None:
-            self.test_loader = DataLoader(
-                test_set, batch_size=self.micro_batch, num_workers=workers, pin_memory=pin,
-                sampler=ShardSampler(len(test_set), num_replicas=world,  # type: ignore[arg-type]
-                                     rank=self.dist.rank),
-                generator=torch.Generator().manual_seed(rt.seed))
-
-        self.optimizer = build_optimizer(model, optim)
+        self.optimizer = build_optimizer(model, config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.schedule, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type,
                                            enabled=self.amp_dtype == torch.float16)
@@ -305,7 +269,7 @@ class Trainer:
             n = labels.numel()
             detached = loss.detach()
             stats[0] += detached * n
-            stats[1] += (logits.detach().argmax(dim=1) == labels).sum()
+            stats[1] += topk_correct(logits.detach(), labels, (1,))[0]
             stats[2] += n
             stats[3] += (~torch.isfinite(detached)).float()
         return stats
@@ -378,12 +342,10 @@ class Trainer:
             labels = labels.to(self.device, non_blocking=True)
             with self._autocast():
                 logits = self.model(clips).float()
-            k = min(5, logits.shape[1])
-            top = logits.topk(k, dim=1).indices == labels[:, None]
+            top1, top5 = topk_correct(logits, labels, (1, 5))
             sums += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
-                                 top[:, 0].sum().double(), top.any(dim=1).sum().double(),
-                                 torch.tensor(float(labels.numel()), device=self.device,
-                                              dtype=torch.float64)])
+                                 *torch.tensor([top1, top5, labels.numel()], dtype=torch.float64,
+                                               device=self.device)])
         loss, top1, top5, n = D.all_reduce_sum(sums).tolist()
         self._set_train_mode()
         if n == 0:

@@ -9,6 +9,8 @@ import time
 from ..data.cache import prepare_videos
 from ..data.checks import check_dataset, dataset_lists
 from ..data.datasets import DATASETS
+from ..engine.config_flags import field_choices
+from ..engine.train_config import RESIZE, DataConfig
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -66,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "per split and class; report malformed, duplicate or mislabelled entries. "
                     "Exit code 1 when problems are found.")
     _dataset_arguments(p)
-    p.add_argument("--split", type=int, choices=(1, 2, 3), default=None,
+    p.add_argument("--split", type=int, choices=field_choices(DataConfig, "split"), default=None,
                    help="check one split (default: all three)")
     p.add_argument("--full", action="store_true",
                    help="decode every frame (finds truncated files; slower)")
@@ -81,8 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "with the clip option cache=OUT. Up-to-date files are kept.")
     _dataset_arguments(p)
     p.add_argument("--out", required=True, help="cache folder")
-    p.add_argument("--size", type=parse_size, default=(256, 192), metavar="WxH",
-                   help="frame size (default 256x192, the training resize)")
+    p.add_argument("--size", type=parse_size, default=RESIZE, metavar="WxH",
+                   help="frame size (default {}x{}, the training resize)".format(*RESIZE))
     p.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
     p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     p.set_defaults(func=run_prepare)

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..data.synthetic import DEMO_DATASET, SynthConfig, generate_dataset, read_metadata
-from ..engine.checkpoint import load_checkpoint
-from ..engine.config import TrainConfig, preset
+from ..engine.build_data import with_synthetic_flip
+from ..engine.distributed import resolve_device
 from ..engine.evaluate import EvalReport
 from ..engine.plots import plot_training_curves
 from ..engine.precision import Precision, resolve_precision
-from ..engine.train import resolve_device
-from .experiments import evaluate_checkpoint, save_report, train_run, with_synthetic_flip
+from ..engine.presets import preset
+from ..engine.run import evaluate_checkpoint, prepare_run, save_report, train_run
+from ..engine.train_config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -62,21 +62,6 @@ def prepare_dataset(folder: Path, config: SynthConfig, progress: bool = True
     return generate_dataset(folder, config, progress=progress), reused
 
 
-def prepare_run_dir(run_dir: Path, epochs: int) -> bool:
-    """Whether to resume an unfinished demo run in ``run_dir``; a finished one is replaced."""
-    last = run_dir / "last.pt"
-    if last.is_file():
-        try:
-            done = int(load_checkpoint(last)["training_state"]["epoch"]) >= epochs
-        except ValueError:
-            done = True  # unreadable: start again
-        if not done:
-            return True
-    if (run_dir / "config.yaml").is_file():
-        shutil.rmtree(run_dir)
-    return False
-
-
 def pair_accuracies(report: EvalReport, pairs: list[list[str]]) -> list[tuple[str, float]]:
     """Accuracy on the clips of each time-reversed pair of classes."""
     out = []
@@ -110,12 +95,12 @@ def run(args: argparse.Namespace) -> int:
     cfg: TrainConfig = preset(name)
     print(f"precision: {precision.reason} -> preset {name} ({cfg.data.crop_size}x"
           f"{cfg.data.crop_size} clips, {cfg.schedule.epochs} epochs)")
-    cfg = with_synthetic_flip(replace(cfg, data=replace(cfg.data, root=str(videos.resolve()),
-                                                        split=1)))
+    data = with_synthetic_flip(replace(cfg.data, root=str(videos.resolve()), split=1))
+    cfg = replace(cfg, data=data)
     if args.no_progress:
         cfg = replace(cfg, runtime=replace(cfg.runtime, progress=False))
     run_dir = out / f"run-{plan.name}"
-    resume = prepare_run_dir(run_dir, cfg.schedule.epochs)
+    resume = prepare_run(run_dir, cfg.schedule.epochs, restart_finished=True) == "unfinished"
     if resume:
         print(f"resuming the unfinished demo run in {run_dir}")
     result = train_run(cfg, run_dir, resume=resume)

@@ -14,78 +14,33 @@ from typing import Any
 
 import torch
 
-from ..data.synthetic import read_metadata
+from ..data.datasets import DATASETS
 from ..engine import costs
-from ..engine.checkpoint import load_checkpoint, load_model
-from ..engine.config import (
-    TrainConfig,
-    config_from_dict,
-    list_presets,
-    load_config,
-    merge_dicts,
-    parse_assignment,
-    preset,
+from ..engine.build_data import EVAL_MODES, with_synthetic_flip
+from ..engine.checkpoint import load_checkpoint
+from ..engine.config_flags import (
+    add_config_flags,
+    apply_flags,
+    config_flags,
+    config_from_args,
+    field_choices,
+    given_flags,
 )
-from ..engine.datasets import EVAL_MODES, eval_dataset, test_dataset, train_dataset
-from ..engine.distributed import barrier, cleanup_distributed, env_dist_info
-from ..engine.evaluate import EvalReport, evaluate_model
-from ..engine.plots import plot_accuracy_vs_length, plot_confusion, plot_training_curves
-from ..engine.precision import resolve_amp
-from ..engine.train import Trainer, TrainResult, resolve_device
+from ..engine.distributed import barrier, cleanup_distributed, env_dist_info, resolve_device
+from ..engine.evaluate import EvalReport
+from ..engine.plots import plot_accuracy_vs_length, plot_training_curves
+from ..engine.precision import AMP_MODES, resolve_amp
+from ..engine.run import evaluate_checkpoint, run_status, save_report, train_run
+from ..engine.train_config import DataConfig, TrainConfig, config_from_dict, load_config
 from ..models import build_model
 
 log = logging.getLogger("mictnet")
 
-# command-line flag (argparse dest) -> (config section, key)
-FLAG_FIELDS: dict[str, tuple[str, str]] = {
-    "model": ("model", "name"), "pretrained": ("model", "pretrained"),
-    "dropout": ("model", "dropout"), "temporal_stride": ("model", "temporal_stride"),
-    "dataset": ("data", "dataset"), "root": ("data", "root"),
-    "test_root": ("data", "test_root"), "split": ("data", "split"),
-    "splits": ("data", "splits_dir"), "cache": ("data", "cache"), "frames": ("data", "frames"),
-    "crop_size": ("data", "crop_size"), "workers": ("data", "workers"),
-    "lr": ("optim", "lr"), "momentum": ("optim", "momentum"),
-    "weight_decay": ("optim", "weight_decay"), "batch_size": ("optim", "batch_size"),
-    "micro_batch_size": ("optim", "micro_batch_size"), "epochs": ("schedule", "epochs"),
-    "seed": ("runtime", "seed"), "device": ("runtime", "device"), "amp": ("runtime", "amp"),
-    "deterministic": ("runtime", "deterministic"), "progress": ("runtime", "progress"),
-}
-PATH_FLAGS = ("root", "test_root", "splits", "cache")
-RESUME_FLAGS = ("workers", "device", "progress")  # may change when resuming; nothing else
-
-
-# ----------------------------------------------------------------------------- configuration
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """Defaults, then ``--preset``, ``--config``, ``--set`` and the explicit flags."""
-    cfg = preset(args.preset) if args.preset else TrainConfig()
-    if args.config:
-        cfg = load_config(args.config, cfg)
-    for assignment in args.set or ():
-        cfg = config_from_dict(parse_assignment(assignment), cfg, f"--set {assignment}")
-    overrides: dict[str, Any] = {}
-    for dest, (section, key) in FLAG_FIELDS.items():
-        value = getattr(args, dest, None)
-        if value is None:
-            continue
-        if dest in PATH_FLAGS:
-            value = str(Path(value).resolve())
-        elif dest == "pretrained":
-            value = None if value.lower() == "none" else (
-                value if value == "imagenet" else str(Path(value).resolve()))
-        overrides = merge_dicts(overrides, {section: {key: value}})
-    cfg = config_from_dict(overrides, cfg, "command line")
-    return with_synthetic_flip(cfg)
-
-
-def with_synthetic_flip(cfg: TrainConfig) -> TrainConfig:
-    """On a synthetic dataset, mirror only the classes its ``synth.json`` calls flip-safe."""
-    if cfg.data.flip is not True or not cfg.data.root:
-        return cfg
-    meta = read_metadata(Path(cfg.data.root).parent)
-    if meta is None or "flip_safe" not in meta:
-        return cfg
-    return replace(cfg, data=replace(cfg.data, flip=list(meta["flip_safe"])))
+    """The configuration of ``--preset``, ``--config``, ``--set`` and the flags given."""
+    cfg = config_from_args(args)
+    return replace(cfg, data=with_synthetic_flip(cfg.data))
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -94,55 +49,7 @@ def default_run_dir(cfg: TrainConfig) -> Path:
                           f"{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def add_config_flags(p: argparse.ArgumentParser) -> None:
-    """The flags that override configuration values (all default to "not given")."""
-    g = p.add_argument_group("configuration (each flag overrides the preset and --config)")
-    g.add_argument("--preset", choices=list_presets(), help="a published recipe")
-    g.add_argument("--config", metavar="FILE.yaml", help="YAML with any config sections")
-    g.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                   help="override any config value (repeatable), e.g. --set optim.nesterov=true")
-    g.add_argument("--model", help="registered model name (see: mict models)")
-    g.add_argument("--pretrained", metavar="imagenet|FILE|none", help="initial 2D weights")
-    g.add_argument("--dropout", type=float)
-    g.add_argument("--temporal-stride", type=int, choices=(4, 16))
-    g.add_argument("--dataset", choices=("ucf101", "hmdb51", "folder", "list"))
-    g.add_argument("--root", metavar="PATH", help="dataset root (videos, or the list file)")
-    g.add_argument("--test-root", metavar="PATH", help="folder/list datasets: test videos")
-    g.add_argument("--split", type=int, choices=(1, 2, 3))
-    g.add_argument("--splits", metavar="DIR", help="folder of the official split files")
-    g.add_argument("--cache", metavar="DIR", help="frames pre-decoded by mict prepare")
-    g.add_argument("--frames", type=int, help="frames per clip")
-    g.add_argument("--crop-size", type=int, help="crop side in pixels")
-    g.add_argument("--workers", type=int, help="data-loading processes per training process")
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--batch-size", type=int, help="clips per optimiser step, all processes")
-    g.add_argument("--micro-batch-size", type=int,
-                   help="clips per forward pass and process (gradient accumulation)")
-    g.add_argument("--lr", type=float)
-    g.add_argument("--momentum", type=float)
-    g.add_argument("--weight-decay", type=float)
-    g.add_argument("--seed", type=int)
-    g.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    g.add_argument("--amp", choices=("auto", "none", "bf16", "fp16"))
-    g.add_argument("--deterministic", action="store_true", default=None,
-                   help="deterministic algorithms (slower)")
-    g.add_argument("--no-progress", dest="progress", action="store_false", default=None,
-                   help="no progress bars")
-
-
 # ----------------------------------------------------------------------------- train
-
-def train_run(cfg: TrainConfig, run_dir: Path, *, resume: bool = False) -> TrainResult:
-    """Build the datasets of ``cfg`` and train (or resume) in ``run_dir``."""
-    train = train_dataset(cfg.data)
-    test = test_dataset(cfg.data)
-    result = Trainer(cfg, run_dir, train, test, train.classes, resume=resume).fit()
-    bad = sorted(set(train.bad_videos) | set(test.bad_videos if test is not None else []))
-    if bad and env_dist_info().is_main:
-        log.warning("%d video(s) could not be read and were skipped:\n%s", len(bad),
-                    "\n".join(f"  {path}: {problem}" for path, problem in bad))
-    return result
-
 
 def run_train(args: argparse.Namespace) -> int:
     try:
@@ -170,11 +77,13 @@ def _train_command(args: argparse.Namespace) -> int:
 def resume_config(args: argparse.Namespace) -> tuple[TrainConfig, Path, bool]:
     """The configuration of the run in ``--resume RUNDIR`` and whether a checkpoint exists."""
     run_dir = Path(args.resume)
-    given = [f"--{d.replace('_', '-')}" for d in (*FLAG_FIELDS, "preset", "config", "set", "out")
-             if getattr(args, d, None) is not None and d not in RESUME_FLAGS]
+    flags = given_flags(args)
+    given = [f.option for f in flags if not f.resumable]
+    given += [f"--{d}" for d in ("preset", "config", "set", "out") if getattr(args, d, None)]
     if given:
+        allowed = ", ".join(f.option for f in config_flags() if f.resumable)
         raise ValueError(f"--resume continues a run with its own configuration; drop "
-                         f"{', '.join(given)} (only --workers, --device, --no-progress may change)")
+                         f"{', '.join(given)} (only {allowed} may change)")
     last, saved = run_dir / "last.pt", run_dir / "config.yaml"
     if last.is_file():
         cfg = config_from_dict(load_checkpoint(last)["config"], source=str(last))
@@ -186,55 +95,10 @@ def resume_config(args: argparse.Namespace) -> tuple[TrainConfig, Path, bool]:
         resume = False
     else:
         raise FileNotFoundError(f"{run_dir}: no last.pt or config.yaml to resume from")
-    runtime = {FLAG_FIELDS[d][1]: getattr(args, d) for d in RESUME_FLAGS
-               if getattr(args, d, None) is not None and FLAG_FIELDS[d][0] == "runtime"}
-    data = {"workers": args.workers} if args.workers is not None else {}
-    cfg = config_from_dict({"runtime": runtime, "data": data}, cfg, "command line")
-    return cfg, run_dir, resume
+    return apply_flags(cfg, args, flags), run_dir, resume
 
 
 # ----------------------------------------------------------------------------- evaluate
-
-def evaluate_checkpoint(checkpoint: str | Path, *, dataset: str | None = None,
-                        root: str | None = None, split: int | None = None,
-                        splits_dir: str | None = None, mode: str = "clip",
-                        frames: int | None = None, clips: int = 1, batch_size: int = 8,
-                        workers: int = 2, device: str = "auto", amp: str = "auto",
-                        progress: bool = True) -> EvalReport:
-    """Evaluate a checkpoint; dataset settings default to those it was trained with."""
-    model, meta = load_model(checkpoint)
-    trained = config_from_dict(meta.config) if meta.config else TrainConfig()
-    data = trained.data
-    changes = {k: v for k, v in (("dataset", dataset), ("root", root), ("split", split),
-                                 ("splits_dir", splits_dir)) if v is not None}
-    if dataset in ("folder", "list") and root is not None:
-        changes["test_root"] = root
-    if dataset is not None or root is not None:
-        changes["cache"] = None  # prepared frames belong to the training videos
-    data = replace(data, crop_size=meta.input_size[1], **changes)
-    if frames is None:
-        frames = meta.input_size[0]
-    whole = mode == "video" and frames == 0
-    test = eval_dataset(data, mode=mode, frames=None if whole else frames, clips=clips)
-    if test is None:
-        raise ValueError("a folder/list dataset needs --root pointing at the test videos")
-    dev = resolve_device(device)
-    source = {"checkpoint": str(checkpoint), "model": meta.spec.name, "dataset": data.dataset,
-              "root": data.test_root if data.dataset in ("folder", "list") else data.root,
-              "split": data.split if data.dataset in ("ucf101", "hmdb51") else None}
-    return evaluate_model(model.to(dev), test, meta.classes, mode=mode,
-                          frames=None if whole else frames, clips=clips, source=source,
-                          device=dev, batch_size=1 if whole else batch_size, workers=workers,
-                          amp_dtype=resolve_amp(amp, dev), progress=progress)
-
-
-def save_report(report: EvalReport, out: Path) -> tuple[Path, Path]:
-    """``report.json`` and ``confusion.png`` in ``out``."""
-    json_path = report.save_json(out / "report.json")
-    title = f"{report.source.get('model', '')} - {report.summary().split(':')[0]}"
-    png = plot_confusion(report.metrics.confusion, report.classes, out / "confusion.png", title)
-    return json_path, png
-
 
 def default_eval_dir(args: argparse.Namespace, report: EvalReport) -> Path:
     ckpt = Path(args.checkpoint)
@@ -265,13 +129,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- crossval
-
-def run_finished(run_dir: Path, epochs: int) -> bool:
-    last = run_dir / "last.pt"
-    if not last.is_file():
-        return False
-    return int(load_checkpoint(last)["training_state"]["epoch"]) >= epochs
-
 
 def model_costs(cfg: TrainConfig, num_classes: int, device: torch.device) -> dict[str, float]:
     """Parameters, training activation memory per clip and inference frames/s of ``cfg``."""
@@ -327,10 +184,11 @@ def _crossval_command(args: argparse.Namespace) -> int:
     for split in args.folds:
         cfg = replace(base, data=replace(base.data, split=split))
         run_dir = out / f"split{split}"
-        if run_finished(run_dir, cfg.schedule.epochs):
+        status = run_status(run_dir, cfg.schedule.epochs)
+        if status == "finished":
             log.info("split %d: already trained in %s", split, run_dir)
         else:
-            train_run(cfg, run_dir, resume=(run_dir / "last.pt").is_file())
+            train_run(cfg, run_dir, resume=status == "unfinished")
         if not dist.is_main:
             barrier()  # wait for the main process's evaluation
             continue
@@ -427,15 +285,15 @@ def run_plot(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- registration
 
 def _add_eval_data_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", choices=("ucf101", "hmdb51", "folder", "list"),
+    p.add_argument("--dataset", choices=DATASETS,
                    help="default: the checkpoint's training dataset")
     p.add_argument("--root", metavar="PATH", help="default: the checkpoint's training root")
-    p.add_argument("--split", type=int, choices=(1, 2, 3))
+    p.add_argument("--split", type=int, choices=field_choices(DataConfig, "split"))
     p.add_argument("--splits", metavar="DIR", help="folder of the official split files")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--device", default="auto")
-    p.add_argument("--amp", choices=("auto", "none", "bf16", "fp16"), default="auto")
+    p.add_argument("--amp", choices=AMP_MODES, default="auto")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -465,7 +323,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("crossval", help="train and evaluate on the three official splits: "
                                                "the published table")
     add_config_flags(p)
-    p.add_argument("--folds", type=int, nargs="+", choices=(1, 2, 3), default=[1, 2, 3],
+    splits = field_choices(DataConfig, "split")
+    p.add_argument("--folds", type=int, nargs="+", choices=splits, default=list(splits),
                    help="which splits (default 1 2 3)")
     p.add_argument("--weights", choices=("final", "best"), default="final",
                    help="evaluate the final weights (default) or the epoch with the best test "

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 from ..data import VideoDataset, build_dataset
-from .config import DataConfig
+from ..data.synthetic import read_metadata
+from .train_config import DataConfig
 
 EVAL_MODES = ("clip", "video")
 
@@ -56,3 +60,13 @@ def eval_dataset(cfg: DataConfig, *, mode: str = "clip", frames: int | None = 16
                              **options, **_common(cfg))
     return build_dataset(cfg.dataset, _root(cfg), cfg.split, False, splits_dir=cfg.splits_dir,
                          flip=False, **options, **_common(cfg))
+
+
+def with_synthetic_flip(cfg: DataConfig) -> DataConfig:
+    """On a synthetic dataset, mirror only the classes its ``synth.json`` calls flip-safe."""
+    if cfg.flip is not True or not cfg.root:
+        return cfg
+    meta = read_metadata(Path(cfg.root).parent)
+    if meta is None or "flip_safe" not in meta:
+        return cfg
+    return replace(cfg, flip=list(meta["flip_safe"]))

@@ -1,38 +1,87 @@
-"""Training configuration: typed dataclasses, the published presets, YAML load/save, overrides.
+"""The training configuration schema: typed dataclasses, one field per option, and its
+dict/YAML conversion.
+
+Every option is one dataclass field declared with :func:`option`: its default, a ``help`` line
+and, where a short command-line flag exists, its ``flag`` name. That one declaration is the YAML
+key, the ``--set SECTION.KEY=VALUE`` key, the command-line flag (:mod:`.config_flags`), its
+``--help`` line and the key in the saved ``config.yaml``.
 
 A configuration is resolved in this order, each step overriding the one before: the defaults
-(the MiCT-ResNet-18 UCF-101 recipe without ImageNet weights), a preset (``--preset``), a YAML file
-(``--config``, any subset of the sections), ``--set SECTION.KEY=VALUE`` pairs and the explicit
-command-line flags. The resolved configuration is saved as ``config.yaml`` in the run folder and
-inside every checkpoint (as a plain dict, so checkpoints load with ``weights_only=True``).
+(the MiCT-ResNet-18 UCF-101 recipe without ImageNet weights), a preset (``--preset``,
+:mod:`.presets`), a YAML file (``--config``, any subset of the sections), ``--set`` pairs and the
+explicit command-line flags. The resolved configuration is saved as ``config.yaml`` in the run
+folder and inside every checkpoint (as a plain dict, so checkpoints load with
+``weights_only=True``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import types
 import typing
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-AmpMode = Literal["auto", "none", "bf16", "fp16"]
+from ..data.datasets import DATASETS
+from .precision import AMP_MODES
+
+AmpMode = Literal[AMP_MODES]  # type: ignore[valid-type]
+DatasetName = Literal[DATASETS]  # type: ignore[valid-type]
+RESIZE = (256, 192)  # the published recipe: width, height before cropping
+
+
+def path_value(text: str) -> str:
+    """A path given on the command line, made absolute."""
+    return str(Path(text).resolve())
+
+
+def weights_value(text: str) -> str | None:
+    """``--pretrained``: ``imagenet``, a weights file (made absolute) or ``none``."""
+    if text.lower() == "none":
+        return None
+    return text if text == "imagenet" else path_value(text)
+
+
+def option(default: Any, help: str, *, flag: str | None = None, metavar: str | None = None,
+           parse: typing.Callable[[str], Any] | None = None, resumable: bool = False) -> Any:
+    """A configuration field: ``default``, its ``help`` line and, where it has one, the short
+    command-line ``flag`` (``parse`` converts its text, ``metavar`` names it; ``resumable``: it
+    may change on ``mict train --resume``). Lists are copied per instance."""
+    meta = {"help": help, "flag": flag, "metavar": metavar, "parse": parse,
+            "resumable": resumable}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def section(factory: type, help: str) -> Any:
+    """A nested section of the configuration."""
+    return dataclasses.field(default_factory=factory, metadata={"help": help})
 
 
 @dataclass
 class ModelConfig:
     """Which network to train and how to initialise it."""
 
-    name: str = "mict_resnet18"
-    pretrained: str | None = None  # "imagenet", a torchvision-format state dict file, or None
-    dropout: float = 0.5
-    temporal_stride: int | None = None  # MiCT models only; None keeps the model's default (16)
-    first_kernel_depth: int | None = None  # MiCT models only; None keeps the default (7)
-    # BatchNorm normalises with its running statistics during training (eval mode), so that
-    # gradient accumulation and data-parallel training give exactly the large-batch result.
-    freeze_bn: bool = False
+    name: str = option("mict_resnet18", "registered model name (see: mict models)",
+                       flag="model", metavar="NAME")
+    pretrained: str | None = option(
+        None, "initial 2D weights: imagenet, a torchvision-format state dict file, or none",
+        flag="pretrained", metavar="imagenet|FILE|none", parse=weights_value)
+    dropout: float = option(0.5, "dropout before the classifier, in [0, 1)", flag="dropout")
+    temporal_stride: Literal[4, 16] | None = option(
+        None, "MiCT models only: temporal stride (none: the model's default, 16)",
+        flag="temporal-stride")
+    first_kernel_depth: int | None = option(
+        None, "MiCT models only: frames seen by the entrance's 3D kernel (none: 7)")
+    freeze_bn: bool = option(
+        False, "BatchNorm normalises with its running statistics during training, so gradient "
+               "accumulation and data-parallel training give exactly the large-batch result")
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dropout < 1.0:
@@ -52,25 +101,32 @@ class ModelConfig:
 class DataConfig:
     """Which videos, which split, and how clips are sampled."""
 
-    dataset: str = "ucf101"  # ucf101, hmdb51, folder, list
-    root: str | None = None  # videos (folder) or the list file (list)
-    test_root: str | None = None  # folder/list datasets: the test videos (none: no testing)
-    split: int = 1
-    splits_dir: str | None = None
-    cache: str | None = None  # frames pre-decoded by `mict prepare` (faster loading)
-    frames: int = 16
-    crop_size: int = 160
-    resize: tuple[int, int] = (256, 192)  # width, height before cropping
-    # True: flip every class; False: none; a list: only these classes may be mirrored.
-    flip: bool | list[str] = True
-    jitter: float = 0.5  # colour, brightness and contrast factors drawn from [1 - j, 1 + j]
-    max_stride: int = 4  # training clips down-sample time by a factor drawn from 1..max_stride
-    skip_bad: bool = False
-    workers: int = 4
+    dataset: DatasetName = option("ucf101", "dataset layout", flag="dataset")
+    root: str | None = option(None, "dataset root (videos, or the list file)", flag="root",
+                              metavar="PATH", parse=path_value)
+    test_root: str | None = option(
+        None, "folder/list datasets: the test videos (none: no testing)", flag="test-root",
+        metavar="PATH", parse=path_value)
+    split: Literal[1, 2, 3] = option(1, "official split (ucf101, hmdb51)", flag="split")
+    splits_dir: str | None = option(None, "folder of the official split files", flag="splits",
+                                    metavar="DIR", parse=path_value)
+    cache: str | None = option(None, "frames pre-decoded by mict prepare (faster loading)",
+                               flag="cache", metavar="DIR", parse=path_value)
+    frames: int = option(16, "frames per clip", flag="frames")
+    crop_size: int = option(160, "crop side in pixels", flag="crop-size")
+    resize: tuple[int, int] = option(RESIZE, "width, height before cropping")
+    flip: bool | list[str] = option(
+        True, "horizontal flips: true for every class, false for none, or a list of the "
+              "classes that may be mirrored")
+    jitter: float = option(0.5, "colour, brightness and contrast factors drawn from "
+                                "[1 - jitter, 1 + jitter]")
+    max_stride: int = option(4, "training clips down-sample time by a factor drawn from "
+                                "1..max_stride")
+    skip_bad: bool = option(False, "skip unreadable videos (reported at the end)")
+    workers: int = option(4, "data-loading processes per training process", flag="workers",
+                          resumable=True)
 
     def __post_init__(self) -> None:
-        if self.split not in (1, 2, 3):
-            raise ValueError(f"data.split must be 1, 2 or 3, got {self.split}")
         for name in ("frames", "crop_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"data.{name} must be positive, got {getattr(self, name)}")
@@ -86,18 +142,21 @@ class DataConfig:
 class OptimConfig:
     """Optimiser and batch. ``batch_size`` is global: clips per optimiser step, all processes."""
 
-    name: Literal["sgd", "adamw"] = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    decay_norm_and_bias: bool = True  # False: no weight decay on 1-D parameters (BN, biases)
-    batch_size: int = 112
-    # Clips per forward pass and process; smaller than batch_size / processes means gradient
-    # accumulation. None: the whole per-process share of the batch in one pass.
-    micro_batch_size: int | None = None
-    label_smoothing: float = 0.0
-    clip_grad_norm: float | None = None
+    name: Literal["sgd", "adamw"] = option("sgd", "optimiser")
+    lr: float = option(0.01, "peak learning rate", flag="lr")
+    momentum: float = option(0.9, "SGD momentum", flag="momentum")
+    nesterov: bool = option(False, "SGD with Nesterov momentum")
+    weight_decay: float = option(5e-4, "weight decay", flag="weight-decay")
+    decay_norm_and_bias: bool = option(True, "false: no weight decay on 1-D parameters "
+                                             "(BatchNorm, biases)")
+    batch_size: int = option(112, "clips per optimiser step, all processes", flag="batch-size")
+    micro_batch_size: int | None = option(
+        None, "clips per forward pass and process; smaller than batch_size / processes means "
+              "gradient accumulation (none: the whole share in one pass)",
+        flag="micro-batch-size")
+    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy, in [0, 1)")
+    clip_grad_norm: float | None = option(None, "clip the gradient norm to this (none: no "
+                                                "clipping)")
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
@@ -116,11 +175,12 @@ class OptimConfig:
 class ScheduleConfig:
     """Learning-rate schedule, evaluated at every optimiser step (fractional epochs)."""
 
-    epochs: int = 120
-    kind: Literal["step", "cosine"] = "step"
-    milestones: list[int] = field(default_factory=lambda: [80])  # step: lr × gamma after each
-    gamma: float = 0.1
-    warmup_epochs: float = 0.0  # linear warm-up from lr / 100
+    epochs: int = option(120, "training epochs", flag="epochs")
+    kind: Literal["step", "cosine"] = option("step", "learning-rate schedule")
+    milestones: list[int] = option([80], "step: epochs after which the lr is multiplied by "
+                                         "gamma")
+    gamma: float = option(0.1, "step: lr factor at each milestone")
+    warmup_epochs: float = option(0.0, "linear warm-up from lr / 100 over this many epochs")
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -135,21 +195,27 @@ class ScheduleConfig:
 class RuntimeConfig:
     """Where and how the run executes; none of this changes the result except ``seed``/``amp``."""
 
-    seed: int = 0
-    device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N
-    # auto: CUDA bf16 where supported, else fp16; CPU bf16 where native and faster, else fp32
-    amp: AmpMode = "auto"
-    channels_last: bool = True  # CUDA only
-    cudnn_benchmark: bool = True
-    deterministic: bool = False
-    threads: int | None = None  # torch CPU threads; None keeps torch's default
-    eval_every: int = 1  # epochs
-    checkpoint_epochs: int = 1  # last.pt after every N-th epoch (and the last); 0: the last only
-    checkpoint_every: int = 0  # optimiser steps between mid-epoch checkpoints; 0: none
-    checkpoint_minutes: float = 10.0  # also checkpoint when this much time passed; 0: never
-    log_every: int = 10  # optimiser steps between TensorBoard points
-    progress: bool = True
-    tensorboard: bool = True
+    seed: int = option(0, "seed of the weights, the data order and the augmentation",
+                       flag="seed")
+    device: str = option("auto", "auto (CUDA when available), cpu, cuda or cuda:N",
+                         flag="device", metavar="DEVICE", resumable=True)
+    amp: AmpMode = option("auto", "mixed precision; auto: CUDA bf16 where supported, else "
+                                  "fp16; CPU bf16 where native and faster, else fp32",
+                          flag="amp")
+    channels_last: bool = option(True, "channels-last memory format (CUDA only)")
+    cudnn_benchmark: bool = option(True, "cuDNN autotuning (CUDA only)")
+    deterministic: bool = option(False, "deterministic algorithms (slower)",
+                                 flag="deterministic")
+    threads: int | None = option(None, "torch CPU threads (none: torch's default)")
+    eval_every: int = option(1, "epochs between test evaluations (and the last)")
+    checkpoint_epochs: int = option(1, "last.pt after every N-th epoch and the last; 0: the "
+                                       "last only")
+    checkpoint_every: int = option(0, "optimiser steps between mid-epoch checkpoints; 0: none")
+    checkpoint_minutes: float = option(10.0, "also checkpoint when this much time passed; "
+                                             "0: never")
+    log_every: int = option(10, "optimiser steps between TensorBoard points")
+    progress: bool = option(True, "progress bars", flag="no-progress", resumable=True)
+    tensorboard: bool = option(True, "TensorBoard event files in the run folder")
 
     def __post_init__(self) -> None:
         if self.eval_every < 1:
@@ -165,108 +231,16 @@ class RuntimeConfig:
 class TrainConfig:
     """A whole training run."""
 
-    preset: str | None = None
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    preset: str | None = option(None, "the preset this configuration started from")
+    model: ModelConfig = section(ModelConfig, "the network")
+    data: DataConfig = section(DataConfig, "videos, split and clip sampling")
+    optim: OptimConfig = section(OptimConfig, "optimiser and batch")
+    schedule: ScheduleConfig = section(ScheduleConfig, "learning-rate schedule")
+    runtime: RuntimeConfig = section(RuntimeConfig, "device, precision, checkpoints, logging")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (lists, no tuples) for YAML and checkpoints."""
         return _plain(asdict(self))
-
-
-# ----------------------------------------------------------------------------- presets
-
-def _mict18_ucf101() -> TrainConfig:
-    return TrainConfig(
-        preset="mict18-ucf101",
-        model=ModelConfig("mict_resnet18", pretrained="imagenet", dropout=0.5),
-        data=DataConfig("ucf101", frames=16, crop_size=160),
-        optim=OptimConfig("sgd", lr=1e-2, momentum=0.9, weight_decay=5e-4, batch_size=112),
-        schedule=ScheduleConfig(epochs=120, kind="step", milestones=[80], gamma=0.1),
-    )
-
-
-def _r3d18_ucf101() -> TrainConfig:
-    cfg = _mict18_ucf101()
-    return dataclasses.replace(
-        cfg, preset="r3d18-ucf101",
-        model=ModelConfig("resnet3d_18", pretrained="imagenet", dropout=0.5),
-        schedule=ScheduleConfig(epochs=90, kind="step", milestones=[40, 80], gamma=0.1),
-    )
-
-
-def _ucf101_long(preset: str, model: str, dropout: float, batch_size: int) -> TrainConfig:
-    """The long-video recipe: temporal stride 4, more dropout, smaller batches."""
-    cfg = _mict18_ucf101()
-    return dataclasses.replace(
-        cfg, preset=preset,
-        model=ModelConfig(model, pretrained="imagenet", dropout=dropout, temporal_stride=4),
-        optim=dataclasses.replace(cfg.optim, batch_size=batch_size),
-    )
-
-
-def _demo() -> TrainConfig:
-    """``mict demo``: MiCT-ResNet-18 from scratch on the synthetic motion dataset, 2 CPU cores.
-
-    Loading a 64×64 clip costs 2-5 ms against ~40 ms for its training step, so the main process
-    loads the data (no worker) and torch uses every core; the test split is scored every second
-    epoch."""
-    return TrainConfig(
-        preset="demo",
-        model=ModelConfig("mict_resnet18", pretrained=None, dropout=0.2),
-        data=DataConfig("ucf101", frames=16, crop_size=64, resize=(64, 64), jitter=0.0,
-                        max_stride=1, workers=0),
-        optim=OptimConfig("adamw", lr=2e-3, weight_decay=0.05, decay_norm_and_bias=False,
-                          batch_size=16),
-        schedule=ScheduleConfig(epochs=6, kind="cosine", milestones=[], warmup_epochs=0.9),
-        runtime=RuntimeConfig(amp="auto", threads=None, eval_every=2, checkpoint_epochs=0,
-                              checkpoint_minutes=2.0),
-    )
-
-
-def _demo_fp32() -> TrainConfig:
-    """``mict demo`` where the CPU has no native bf16: 48×48 clips and 5 epochs (half the work)."""
-    cfg = _demo()
-    return dataclasses.replace(
-        cfg, preset="demo-fp32",
-        data=dataclasses.replace(cfg.data, crop_size=48, resize=(48, 48)),
-        schedule=dataclasses.replace(cfg.schedule, epochs=5),
-    )
-
-
-def _demo_quick() -> TrainConfig:
-    """``mict demo --quick``: the demo recipe, shorter, on smaller clips (under two minutes)."""
-    cfg = _demo()
-    return dataclasses.replace(
-        cfg, preset="demo-quick",
-        data=dataclasses.replace(cfg.data, crop_size=32, resize=(32, 32)),
-        schedule=dataclasses.replace(cfg.schedule, epochs=8, warmup_epochs=0.5),
-    )
-
-
-PRESETS: dict[str, typing.Callable[[], TrainConfig]] = {
-    "mict18-ucf101": _mict18_ucf101,
-    "r3d18-ucf101": _r3d18_ucf101,
-    "mict18-ucf101-long": lambda: _ucf101_long("mict18-ucf101-long", "mict_resnet18", 0.6, 96),
-    "mict34-ucf101-long": lambda: _ucf101_long("mict34-ucf101-long", "mict_resnet34", 0.7, 80),
-    "demo": _demo,
-    "demo-fp32": _demo_fp32,
-    "demo-quick": _demo_quick,
-}
-
-
-def list_presets() -> list[str]:
-    return list(PRESETS)
-
-
-def preset(name: str) -> TrainConfig:
-    """A fresh copy of a named preset."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name]()
 
 
 # ----------------------------------------------------------------------------- dicts and YAML
@@ -365,7 +339,7 @@ def _coerce(value: Any, tp: Any, source: str, where: str) -> Any:
         raise ValueError(errors[-1] if len(errors) == 1 else
                          f"{source}: {where} = {value!r} is not {_type_name(tp)}")
     if origin is Literal:
-        if value not in args:
+        if value not in args or isinstance(value, bool) != isinstance(args[0], bool):
             raise ValueError(f"{source}: {where} must be one of "
                              f"{', '.join(map(repr, args))}, got {value!r}")
         return value
@@ -389,12 +363,12 @@ def _coerce(value: Any, tp: Any, source: str, where: str) -> Any:
         return value
     if tp is float:
         if isinstance(value, str):  # YAML reads "1e-2" as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
+            with contextlib.suppress(ValueError):
+                value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{source}: {where} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{source}: {where} must be a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):

@@ -1,4 +1,5 @@
-"""Data order that replays exactly: seeded per-epoch shuffles, resumable mid-epoch, sharded.
+"""A training run's data loaders, in an order that replays exactly: seeded per-epoch shuffles,
+resumable mid-epoch, sharded over processes.
 
 The training order of an epoch is a permutation drawn from ``(seed, epoch)`` alone, cut into
 global batches. Process ``r`` of ``W`` takes the ``r``-th contiguous share of every global batch,
@@ -11,12 +12,15 @@ depend on workers, ranks or on where a resumed run restarted.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from .distributed import env_dist_info, resolve_device
 from .rng import item_seed, seeded_cpu_rng
+from .train_config import TrainConfig
 
 
 class SeededItems(Dataset):
@@ -94,3 +98,43 @@ class ShardSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+@dataclass
+class Loaders:
+    """A run's loaders and how its global batch is cut: ``batch_size`` = processes ×
+    ``micro_batch`` × ``accumulation``; ``train`` yields micro-batches in :class:`TrainSampler`
+    order."""
+
+    train: DataLoader
+    test: DataLoader | None
+    sampler: TrainSampler
+    micro_batch: int
+    accumulation: int
+
+
+def build_loaders(cfg: TrainConfig, train_set: Dataset, test_set: Dataset | None) -> Loaders:
+    """This process's loaders for ``cfg`` (its batch, micro-batch, workers and seed)."""
+    dist = env_dist_info()
+    world, batch = dist.world_size, cfg.optim.batch_size
+    if batch % world:
+        raise ValueError(f"batch size {batch} is not divisible by {world} processes")
+    share = batch // world
+    micro = cfg.optim.micro_batch_size or share
+    if share % micro:
+        raise ValueError(f"per-process batch {share} is not a multiple of the micro-batch "
+                         f"{micro}")
+    seed, workers = cfg.runtime.seed, cfg.data.workers
+    pin = resolve_device(cfg.runtime.device, dist.local_rank).type == "cuda"
+    sampler = TrainSampler(train_set, batch, num_replicas=world, rank=dist.rank, seed=seed)
+    # Loaders draw their worker seeds from their own generators, never from the global RNG.
+    train = DataLoader(SeededItems(train_set), batch_size=micro, sampler=sampler,
+                       num_workers=workers, pin_memory=pin,
+                       generator=torch.Generator().manual_seed(seed))
+    test = None
+    if test_set is not None:
+        test = DataLoader(test_set, batch_size=micro, num_workers=workers, pin_memory=pin,
+                          sampler=ShardSampler(len(test_set),  # type: ignore[arg-type]
+                                               num_replicas=world, rank=dist.rank),
+                          generator=torch.Generator().manual_seed(seed))
+    return Loaders(train, test, sampler, micro, share // micro)

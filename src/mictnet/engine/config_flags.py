@@ -1,0 +1,151 @@
+"""Command-line flags generated from the configuration schema (:mod:`.train_config`).
+
+Every field of every section is a flag: its short ``flag`` name where the field declares one
+(``--lr``, typed, with choices), else ``--SECTION.KEY`` taking a YAML value like ``--set``. A flag
+left out is absent from the parsed arguments, so only the flags given override the configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import yaml
+
+from .presets import list_presets, preset
+from .train_config import TrainConfig, config_from_dict, load_config, parse_assignment
+
+
+@dataclass(frozen=True)
+class ConfigFlag:
+    """One configuration field on the command line."""
+
+    section: str
+    field: dataclasses.Field
+    annotation: Any
+
+    @property
+    def key(self) -> str:
+        return f"{self.section}.{self.field.name}"
+
+    @property
+    def short(self) -> str | None:
+        return self.field.metadata.get("flag")
+
+    @property
+    def option(self) -> str:
+        return f"--{self.short or self.key}"
+
+    @property
+    def resumable(self) -> bool:
+        return bool(self.field.metadata.get("resumable"))
+
+
+def config_flags() -> list[ConfigFlag]:
+    """A flag for every field of every section of :class:`TrainConfig`, in schema order."""
+    flags = []
+    for sec in dataclasses.fields(TrainConfig):
+        if not dataclasses.is_dataclass(sec.default_factory):
+            continue  # "preset" has its own flag
+        hints = typing.get_type_hints(sec.default_factory)
+        flags += [ConfigFlag(sec.name, f, hints[f.name])
+                  for f in dataclasses.fields(sec.default_factory)]
+    return flags
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """``--preset``, ``--config``, ``--set`` and one flag per configuration field."""
+    g = p.add_argument_group("configuration (each flag overrides the preset and --config)")
+    g.add_argument("--preset", choices=list_presets(), help="a published recipe")
+    g.add_argument("--config", metavar="FILE.yaml", help="YAML with any config sections")
+    g.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override any config value (repeatable), e.g. --set optim.nesterov=true")
+    every = p.add_argument_group("every other configuration key (YAML values, as in --set)")
+    for flag in config_flags():
+        _add_flag(g if flag.short else every, flag)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Defaults, then ``--preset``, ``--config``, ``--set`` and the flags given, in that order."""
+    cfg = preset(args.preset) if args.preset else TrainConfig()
+    if args.config:
+        cfg = load_config(args.config, cfg)
+    for assignment in args.set or ():
+        cfg = config_from_dict(parse_assignment(assignment), cfg, f"--set {assignment}")
+    return apply_flags(cfg, args)
+
+
+def given_flags(args: argparse.Namespace) -> list[ConfigFlag]:
+    """The configuration flags present on the command line."""
+    return [f for f in config_flags() if hasattr(args, f.key)]
+
+
+def apply_flags(cfg: TrainConfig, args: argparse.Namespace,
+                flags: list[ConfigFlag] | None = None) -> TrainConfig:
+    """``cfg`` with the value of every given flag (or of ``flags``) applied."""
+    for flag in given_flags(args) if flags is None else flags:
+        cfg = config_from_dict({flag.section: {flag.field.name: getattr(args, flag.key)}}, cfg,
+                               flag.option)
+    return cfg
+
+
+def field_choices(cls: type, name: str) -> tuple[Any, ...] | None:
+    """The values the ``Literal`` field ``name`` of the dataclass ``cls`` allows."""
+    return choices(typing.get_type_hints(cls)[name])
+
+
+def choices(annotation: Any) -> tuple[Any, ...] | None:
+    """The values a ``Literal`` annotation (optionally ``| None``) allows."""
+    literals = [a for a in (annotation, *typing.get_args(annotation))
+                if typing.get_origin(a) is Literal]
+    return typing.get_args(literals[0]) if literals else None
+
+
+def _add_flag(group: argparse._ArgumentGroup, flag: ConfigFlag) -> None:
+    meta = flag.field.metadata
+    default = (flag.field.default_factory() if flag.field.default_factory
+               is not dataclasses.MISSING else flag.field.default)
+    text = meta["help"].replace("%", "%%")
+    common = {"dest": flag.key, "default": argparse.SUPPRESS}
+    if flag.short and flag.annotation is bool:
+        value = not flag.short.startswith("no-")
+        group.add_argument(flag.option, action="store_true" if value else "store_false",
+                           help=f"{'' if value else 'no '}{text} ({flag.key}={_yaml(value)})",
+                           **common)
+        return
+    allowed = choices(flag.annotation)
+    if flag.short:
+        arms = [a for a in typing.get_args(flag.annotation) if a is not type(None)]
+        parse = meta["parse"] or (type(allowed[0]) if allowed else (arms or [flag.annotation])[0])
+        shown = "none" if default is None else _yaml(default)
+        group.add_argument(flag.option, type=parse, choices=allowed,
+                           metavar=meta["metavar"] or (None if allowed else _metavar(parse)),
+                           help=f"{text} ({flag.key}, default {shown})", **common)
+    else:
+        group.add_argument(flag.option, type=_yaml_value,
+                           metavar="{" + ",".join(map(str, allowed)) + "}" if allowed else
+                           _metavar(flag.annotation),
+                           help=f"{text} (default {_yaml(default)})", **common)
+
+
+def _yaml_value(text: str) -> Any:
+    return parse_assignment(f"v={text}")["v"]
+
+
+def _yaml(value: Any) -> str:
+    if isinstance(value, tuple):
+        value = list(value)
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...")
+
+
+def _metavar(annotation: Any) -> str:
+    names = {int: "INT", float: "FLOAT", bool: "BOOL", str: "TEXT"}
+    arms = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (list, tuple):
+        return "[...]"
+    if arms and typing.get_origin(annotation) is not None and len(arms) == 1:
+        return names.get(arms[0], "VALUE")
+    return names.get(annotation, "VALUE")

@@ -1,0 +1,211 @@
+"""``mictnet.load(CKPT).predict(VIDEO)``: actions in any video file (``mict predict`` on the
+command line).
+
+Any file OpenCV's FFmpeg reads works (AVI, MP4, MKV, WebM...; any size, frame rate, length;
+colour or grayscale). Frames are resized and centre-cropped as at test time (the checkpoint's
+resize and crop size).
+
+The main answer averages the class probabilities of up to ``clips`` (default 5) clips of the
+training clip length ``T`` (e.g. 16 frames), evenly spaced over the video: a short video gets
+one clip per ``T`` frames (a video shorter than ``T`` is looped, as in training), a long one five
+clips spread over its whole length. This is the multi-clip protocol of ``mict evaluate``; it
+looks at the whole video at a fixed cost, whatever its length.
+
+The timeline slides a window of ``T`` frames (default) over the video, one step per second
+(``step_seconds``), the window centred on the middle of its step, and gives the top action of
+each step. Frames are decoded once, forward, with only one window in memory.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .data.decode import VideoError, VideoInfo, VideoReader
+from .data.sampling import ClipSampler, looped_indices
+from .data.transforms import ClipTransform, eval_transform
+from .engine.checkpoint import CheckpointMeta, load_model
+from .engine.train_config import RESIZE
+
+DEFAULT_CLIPS = 5
+FALLBACK_FPS = 25.0  # for files whose header has no frame rate
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Top-k actions of one video, best first."""
+
+    video: str
+    labels: list[str]
+    probabilities: list[float]
+    frames: int  # frames in the video
+    fps: float
+    width: int
+    height: int
+    clips: int  # clips averaged
+    clip_frames: int  # frames per clip
+
+    @property
+    def label(self) -> str:
+        return self.labels[0]
+
+    @property
+    def probability(self) -> float:
+        return self.probabilities[0]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TimelineStep:
+    """The top action of one step (``start``..``end`` seconds) of a video."""
+
+    start: float
+    end: float
+    label: str
+    probability: float
+    first_frame: int  # the window the model saw: first_frame .. first_frame + frames - 1
+    frames: int
+
+
+class Predictor:
+    """A trained model with its classes and test-time transform, ready for video files."""
+
+    def __init__(self, model: nn.Module, meta: CheckpointMeta, device: str | torch.device = "cpu",
+                 clips: int = DEFAULT_CLIPS) -> None:
+        if clips < 1:
+            raise ValueError(f"clips must be >= 1, got {clips}")
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.classes = list(meta.classes)
+        self.clip_frames, crop_h, crop_w = meta.input_size
+        if crop_h != crop_w:
+            raise ValueError(f"checkpoint input size {crop_h}x{crop_w}: only square crops")
+        self.clips = clips
+        self.transform: ClipTransform = eval_transform(crop_h, _checkpoint_resize(meta))
+
+    # ------------------------------------------------------------ main answer
+
+    def predict(self, video: str | Path, top: int = 5) -> Prediction:
+        """The ``top`` most likely actions of ``video`` (see the module docstring)."""
+        if top < 1:
+            raise ValueError(f"top must be >= 1, got {top}")
+        with VideoReader(video) as reader:
+            info = reader.info
+            clips = clip_indices(info.frames, self.clip_frames, self.clips)
+            try:
+                probs = self._clips_probabilities(reader, clips)
+            except VideoError as err:
+                real = err.decoded_frames
+                if err.reason != "truncated" or not real:
+                    raise
+                # The header's frame count was wrong (truncated file): use the real count.
+                info = VideoInfo(real, info.fps, info.width, info.height)
+                clips = clip_indices(real, self.clip_frames, self.clips)
+                probs = self._clips_probabilities(reader, clips)
+        k = min(top, len(self.classes))
+        values, indices = probs.topk(k)
+        return Prediction(str(video), [self.classes[i] for i in indices.tolist()],
+                          values.tolist(), info.frames, info.fps, info.width, info.height,
+                          len(clips), self.clip_frames)
+
+    def _clips_probabilities(self, reader: VideoReader,
+                             clips: Sequence[Sequence[int]]) -> torch.Tensor:
+        batch = [self.transform(torch.from_numpy(reader.read(c))) for c in clips]
+        return self._probabilities(torch.stack(batch)).mean(dim=0)
+
+    def _probabilities(self, batch: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            logits = self.model(batch.to(self.device))
+        return logits.float().softmax(dim=1).cpu()
+
+    # ------------------------------------------------------------ timeline
+
+    def timeline(self, video: str | Path, window: int | None = None, step_seconds: float = 1.0,
+                 progress: bool = False) -> list[TimelineStep]:
+        """The top action of every ``step_seconds`` of ``video`` (see the module docstring)."""
+        length = window or self.clip_frames
+        if length < 1 or step_seconds <= 0:
+            raise ValueError(f"need window >= 1 and step_seconds > 0, got {window}, "
+                             f"{step_seconds}")
+        with VideoReader(video) as reader:
+            fps = reader.info.fps if reader.info.fps > 0 else FALLBACK_FPS
+            bar = tqdm(desc=Path(video).name, unit="step", disable=not progress, leave=False)
+            try:
+                return self._timeline(reader, reader.info.frames, fps, length, step_seconds, bar)
+            except VideoError as err:
+                if err.reason != "truncated" or not err.decoded_frames:
+                    raise
+                # The header's frame count was wrong (truncated file): redo with the real one.
+                return self._timeline(reader, err.decoded_frames, fps, length, step_seconds, bar)
+            finally:
+                bar.close()
+
+    def _timeline(self, reader: VideoReader, frames: int, fps: float, length: int,
+                  step_seconds: float, bar: tqdm) -> list[TimelineStep]:
+        steps = max(1, math.ceil(frames / fps / step_seconds - 1e-9))
+        bar.reset(total=steps)
+        windows = _FrameWindows(reader)
+        out = []
+        for i in range(steps):
+            centre = (i + 0.5) * step_seconds * fps
+            start = min(max(round(centre - length / 2), 0), max(frames - length, 0))
+            indices = looped_indices(start, length, frames)
+            clip = self.transform(torch.from_numpy(windows.read(indices)))
+            p, c = self._probabilities(clip.unsqueeze(0))[0].max(dim=0)
+            end = min((i + 1) * step_seconds, frames / fps)
+            out.append(TimelineStep(round(i * step_seconds, 6), round(end, 6),
+                                    self.classes[int(c)], float(p), start, len(indices)))
+            bar.update()
+        return out
+
+
+def clip_indices(total: int, length: int, max_clips: int) -> list[list[int]]:
+    """Frame indices of ``min(max_clips, ceil(total / length))`` evenly spaced clips (the data
+    pipeline's multi-clip sampling; looped when the video is shorter than a clip)."""
+    count = max(1, min(max_clips, math.ceil(total / length)))
+    return ClipSampler(frames=length, mode="multiclip", num_clips=count).clips(total)
+
+
+class _FrameWindows:
+    """Serves overlapping windows of a forward-read video, decoding each frame once."""
+
+    def __init__(self, reader: VideoReader) -> None:
+        self.reader = reader
+        self.cache: dict[int, np.ndarray] = {}
+        self.next_index = 0
+
+    def read(self, indices: list[int]) -> np.ndarray:
+        new = [i for i in sorted(set(indices)) if i >= self.next_index and i not in self.cache]
+        if new:
+            for i, frame in zip(new, self.reader.read(new), strict=True):
+                self.cache[i] = frame
+            self.next_index = new[-1] + 1
+        first = min(indices)  # windows only move forward: earlier frames are done
+        for i in [i for i in self.cache if i < first]:
+            del self.cache[i]
+        return np.stack([self.cache[i] for i in indices])
+
+
+def _checkpoint_resize(meta: CheckpointMeta) -> tuple[int, int]:
+    data = meta.config.get("data") if isinstance(meta.config, dict) else None
+    resize = data.get("resize") if isinstance(data, dict) else None
+    if resize is None:
+        return RESIZE
+    width, height = (int(v) for v in resize)
+    return width, height
+
+
+def load(checkpoint: str | Path, device: str | torch.device = "cpu",
+         clips: int = DEFAULT_CLIPS) -> Predictor:
+    """A :class:`Predictor` for a checkpoint file or run folder (its ``best.pt``)."""
+    model, meta = load_model(checkpoint, device)
+    return Predictor(model, meta, device, clips)
