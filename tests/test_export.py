@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 
 import numpy as np
 import pytest
@@ -33,6 +34,8 @@ def test_onnx_round_trip_with_dynamic_batch_and_time(checkpoint, tmp_path, capsy
                  "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "onnxruntime matches PyTorch" in text
+    assert sorted(tmp_path.iterdir()) == [out]  # one self-contained file, no weights sidecar
+    assert f"wrote {out} (" in text and "MB)" in text
     assert " 8 frames" in text and "64 frames" in text and " 9 frames" in text
     [clip] = onnx.load(str(out)).graph.input
     dims = clip.type.tensor_type.shape.dim
@@ -87,6 +90,83 @@ def test_runtime_failure_is_reported_not_raised(checkpoint):
     checks = export.check_lengths(model, broken, INPUT)
     assert [c.ok for c in checks] == [True, False, True]
     assert checks[1].error == "RuntimeError: shape trouble"
+
+
+class TinyNet(torch.nn.Module):
+    """A few-hundred-parameter video classifier: quick to export."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv3d(3, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).mean(dim=(2, 3, 4)))
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    """``export.load_model`` gives a tiny model for any checkpoint name."""
+    torch.manual_seed(0)
+    model = TinyNet().eval()
+    meta = CheckpointMeta(None, ["a", "b"], (4, 8, 8))
+    monkeypatch.setattr(export, "load_model", lambda path, device: (model, meta))
+    return model
+
+
+def test_large_onnx_weights_go_beside_the_model_and_both_are_named(tiny, tmp_path, monkeypatch):
+    importlib.import_module("onnxruntime")
+    monkeypatch.setattr(export, "ONNX_SINGLE_FILE_LIMIT", 100)  # "over 2 GB"
+    out = tmp_path / "big.onnx"
+    report = export.export_checkpoint("any.pt", None, out)
+    data = tmp_path / "big.onnx.data"
+    assert report.ok and report.format == "onnx" and report.files == [out, data]
+    text = export.format_report(report)
+    assert f"wrote {out} (" in text and f"and its weights {data} (" in text
+    assert "the model needs both files, keep them together" in text
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+@pytest.mark.parametrize("name", ["model.pt", "model.ts", "model.torchscript"])
+def test_format_comes_from_the_extension(tiny, tmp_path, name, capsys):
+    out = tmp_path / name
+    assert main(["export", "--checkpoint", "any.pt", "--out", str(out)]) == 0
+    assert "): torchscript, input N x 3 x T x 8 x 8" in capsys.readouterr().out
+    module = torch.jit.load(str(out))  # TorchScript, not ONNX bytes in a .pt file
+    x = torch.randn(1, 3, 6, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), tiny(x))
+
+
+@pytest.mark.parametrize("name, fmt, message", [
+    ("x.pt", "onnx", r"x.pt: a .pt file is torchscript, not onnx; name the file .onnx or leave "
+                     r"out --format"),
+    ("x.onnx", "torchscript", r"x.onnx: a .onnx file is onnx, not torchscript"),
+    ("x.bin", None, r"x.bin: cannot tell the format from the extension '.bin'; name the file "
+                    r".onnx, .pt, .ts, .torchscript, or give --format"),
+])
+def test_a_format_that_disagrees_with_the_extension_is_refused(tiny, tmp_path, capsys, name,
+                                                                fmt, message):
+    args = ["export", "--checkpoint", "any.pt", "--out", str(tmp_path / name)]
+    assert main(args + (["--format", fmt] if fmt else [])) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_output_is_replaced_only_with_overwrite(tiny, tmp_path, capsys):
+    importlib.import_module("onnxruntime")
+    out, stale = tmp_path / "m.onnx", tmp_path / "m.onnx.data"
+    out.write_bytes(b"an older model")
+    stale.write_bytes(b"its weights")
+    args = ["export", "--checkpoint", "any.pt", "--out", str(out)]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (f"error: {out}: exists; pass --overwrite to replace it "
+                                       f"and {stale}\n")
+    assert out.read_bytes() == b"an older model" and stale.exists()
+    assert main(args + ["--overwrite"]) == 0
+    text = capsys.readouterr().out
+    assert f"replaced the existing {out}\nreplaced the existing {stale}\nwrote {out} (" in text
+    assert sorted(tmp_path.iterdir()) == [out]  # the stale weights file is gone
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):

@@ -6,6 +6,11 @@ arithmetic is recorded, so other lengths run). After writing the file the comman
 in onnxruntime, or with ``torch.jit.load`` — and compares its logits with PyTorch's on random
 clips of the training length, of 64 frames and of an odd length (traced code can bake in the
 parity of the example's length): all must agree within ``1e-4``.
+
+The format comes from the output's extension (``.onnx``; ``.pt``, ``.ts``, ``.torchscript``);
+``--format`` may only confirm it. An ONNX model whose weights fit in one protobuf (< 2 GB) is one
+self-contained file; a larger one keeps its weights in ``<out>.data`` and both files are named.
+An existing output is never replaced without ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import argparse
 import contextlib
 import io
 import logging
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +32,9 @@ from torch import nn
 from ..engine.checkpoint import load_model
 
 FORMATS = ("onnx", "torchscript")
+EXTENSIONS = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript",
+              ".torchscript": "torchscript"}
+ONNX_SINGLE_FILE_LIMIT = 2**31 - 2**27  # protobuf's 2 GiB, less room for the graph
 TOLERANCE = 1e-4
 LONG_CLIP = 64
 INPUT_NAME, OUTPUT_NAME = "clip", "logits"
@@ -46,10 +55,15 @@ class LengthCheck:
 
 @dataclass
 class ExportReport:
+    """What was written (``files``: the model, then its ONNX weights file if any), what it
+    replaced, and the checks against PyTorch."""
+
     path: Path
     format: str
     input_size: tuple[int, int, int]
     checks: list[LengthCheck]
+    files: list[Path]
+    replaced: list[Path]
 
     @property
     def ok(self) -> bool:
@@ -71,15 +85,54 @@ def _quiet_loggers(names: tuple[str, ...] = ("onnxscript", "onnx_ir", "torch.onn
             lg.setLevel(level)
 
 
+def onnx_data_path(out: Path) -> Path:
+    """Where the ONNX exporter puts the weights of ``out`` when they are kept apart."""
+    return out.with_name(out.name + ".data")
+
+
+def output_format(out: Path, fmt: str | None) -> str:
+    """The format of ``out``: from its extension; ``fmt``, when given, must agree with it."""
+    if fmt is not None and fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    by_extension = EXTENSIONS.get(out.suffix.lower())
+    known = ", ".join(EXTENSIONS)
+    if fmt is None and by_extension is None:
+        raise ValueError(f"{out}: cannot tell the format from the extension "
+                         f"{out.suffix or '(none)'!r}; name the file {known}, or give --format")
+    if fmt is not None and by_extension not in (None, fmt):
+        raise ValueError(f"{out}: a {out.suffix} file is {by_extension}, not {fmt}; name the "
+                         f"file {'.onnx' if fmt == 'onnx' else '.pt'} or leave out --format")
+    return fmt or by_extension
+
+
+def _existing_outputs(out: Path, fmt: str, overwrite: bool) -> list[Path]:
+    """The files an export to ``out`` would replace; an error unless ``overwrite``."""
+    if out.is_dir():
+        raise ValueError(f"{out}: is a directory; give the output file's name")
+    candidates = [out] + ([onnx_data_path(out)] if fmt == "onnx" else [])
+    existing = [p for p in candidates if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{existing[0]}: exists; pass --overwrite to replace "
+                              f"{'it' if len(existing) == 1 else 'it and ' + str(existing[1])}")
+    return existing
+
+
+def weight_bytes(model: nn.Module) -> int:
+    """Bytes of the model's parameters and buffers."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
 def export_onnx(model: nn.Module, example: torch.Tensor, out: Path) -> None:
-    """Write ``model`` as ONNX with dynamic batch (axis 0) and time (axis 2)."""
+    """Write ``model`` as ONNX with dynamic batch (axis 0) and time (axis 2): one file when the
+    weights fit in it, else with the weights in :func:`onnx_data_path`."""
     dynamic = {0: torch.export.Dim.DYNAMIC, 2: torch.export.Dim.DYNAMIC}
     log = io.StringIO()
     try:
         with contextlib.redirect_stdout(log), _quiet_loggers(), torch.no_grad():
             torch.onnx.export(model, (example,), str(out), input_names=[INPUT_NAME],
                               output_names=[OUTPUT_NAME], dynamic_shapes=(dynamic,),
-                              dynamo=True)
+                              dynamo=True,
+                              external_data=weight_bytes(model) >= ONNX_SINGLE_FILE_LIMIT)
     except Exception as err:
         raise RuntimeError(f"ONNX export failed: {type(err).__name__}: "
                            f"{str(err).splitlines()[0] if str(err) else ''}\n{log.getvalue()}"
@@ -139,14 +192,18 @@ def check_lengths(model: nn.Module, runner: Callable[[torch.Tensor], np.ndarray]
     return checks
 
 
-def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path) -> ExportReport:
-    """Export the checkpoint's model to ``out`` and verify the file against PyTorch."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+def export_checkpoint(checkpoint: str | Path, fmt: str | None, out: str | Path,
+                      overwrite: bool = False) -> ExportReport:
+    """Export the checkpoint's model to ``out`` (format ``fmt``, or from the extension when
+    ``None``) and verify the file against PyTorch; existing outputs only with ``overwrite``."""
+    out = Path(out)
+    fmt = output_format(out, fmt)
+    replaced = _existing_outputs(out, fmt, overwrite)
     model, meta = load_model(checkpoint, "cpu")
     model = model.float().eval()
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    for path in replaced:
+        path.unlink()  # a stale weights file must not sit beside a new one-file model
     frames, height, width = meta.input_size
     example = torch.randn(2, 3, frames, height, width)  # batch 2: the batch axis stays dynamic
     if fmt == "onnx":
@@ -155,14 +212,25 @@ def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path) -> Expo
     else:
         export_torchscript(model, example, out)
         runner = _torchscript_runner(out)
-    return ExportReport(out, fmt, tuple(meta.input_size), check_lengths(model, runner,
-                                                                      meta.input_size))
+    weights = [onnx_data_path(out)] if fmt == "onnx" else []
+    files = [out] + [p for p in weights if p.exists()]
+    return ExportReport(out, fmt, tuple(meta.input_size),
+                        check_lengths(model, runner, meta.input_size), files, replaced)
+
+
+def _describe_files(report: ExportReport) -> str:
+    sizes = [f"{p} ({p.stat().st_size / 1e6:.1f} MB)" for p in report.files]
+    if len(sizes) == 1:
+        return f"wrote {sizes[0]}"
+    return (f"wrote {sizes[0]} and its weights {sizes[1]}: the model needs both files, keep "
+            "them together")
 
 
 def format_report(report: ExportReport) -> str:
     t, h, w = report.input_size
-    lines = [f"wrote {report.path} ({report.format}, input N x 3 x T x {h} x {w}, "
-             f"batch and time dynamic; trained on T={t})"]
+    lines = [f"replaced the existing {path}" for path in report.replaced]
+    lines.append(f"{_describe_files(report)}: {report.format}, input N x 3 x T x {h} x {w}, "
+                 f"batch and time dynamic; trained on T={t}")
     for c in report.checks:
         what = f"{c.frames:>3} frames"
         if c.error is not None:
@@ -178,7 +246,11 @@ def format_report(report: ExportReport) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = export_checkpoint(args.checkpoint, args.format, args.out)
+    try:
+        report = export_checkpoint(args.checkpoint, args.format, args.out, args.overwrite)
+    except FileExistsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(format_report(report))
     return 0 if report.ok else 1
 
@@ -187,6 +259,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "export", help="export a checkpoint to ONNX or TorchScript (dynamic time axis), verified")
     p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
-    p.add_argument("--format", choices=FORMATS, default="onnx")
-    p.add_argument("--out", required=True, help="output file (.onnx or .pt)")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="default: from --out's extension (.onnx; .pt, .ts, .torchscript)")
+    p.add_argument("--out", required=True,
+                   help="output file: .onnx (one file; weights over 2 GB go to OUT.data beside "
+                        "it) or .pt/.ts/.torchscript")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output file (default: refuse)")
     p.set_defaults(func=run)
