@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -117,18 +118,26 @@ def _add_flag(group: argparse._ArgumentGroup, flag: ConfigFlag) -> None:
                            **common)
         return
     allowed = choices(flag.annotation)
-    if flag.short:
-        arms = [a for a in typing.get_args(flag.annotation) if a is not type(None)]
-        parse = meta["parse"] or (type(allowed[0]) if allowed else (arms or [flag.annotation])[0])
+    scalar = type(allowed[0]) if allowed else _optional_of(flag.annotation)
+    if flag.short and (meta["parse"] or scalar in (int, float, str)):
+        parse = meta["parse"] or scalar  # typed, as a plain flag
         shown = "none" if default is None else _yaml(default)
         group.add_argument(flag.option, type=parse, choices=allowed,
                            metavar=meta["metavar"] or (None if allowed else _metavar(parse)),
                            help=f"{text} ({flag.key}, default {shown})", **common)
-    else:
+    else:  # a YAML value, as in --set
         group.add_argument(flag.option, type=_yaml_value,
                            metavar="{" + ",".join(map(str, allowed)) + "}" if allowed else
                            _metavar(flag.annotation),
                            help=f"{text} (default {_yaml(default)})", **common)
+
+
+def _optional_of(annotation: Any) -> Any:
+    """``X`` of ``X | None``; other annotations unchanged."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        arms = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return arms[0] if len(arms) == 1 else annotation
+    return annotation
 
 
 def _yaml_value(text: str) -> Any:
@@ -142,10 +151,7 @@ def _yaml(value: Any) -> str:
 
 
 def _metavar(annotation: Any) -> str:
-    names = {int: "INT", float: "FLOAT", bool: "BOOL", str: "TEXT"}
-    arms = [a for a in typing.get_args(annotation) if a is not type(None)]
+    annotation = _optional_of(annotation)
     if typing.get_origin(annotation) in (list, tuple):
         return "[...]"
-    if arms and typing.get_origin(annotation) is not None and len(arms) == 1:
-        return names.get(arms[0], "VALUE")
-    return names.get(annotation, "VALUE")
+    return {int: "INT", float: "FLOAT", bool: "BOOL", str: "TEXT"}.get(annotation, "VALUE")
