@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import io
 import logging
-import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -246,11 +245,7 @@ def format_report(report: ExportReport) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        report = export_checkpoint(args.checkpoint, args.format, args.out, args.overwrite)
-    except FileExistsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    report = export_checkpoint(args.checkpoint, args.format, args.out, args.overwrite)
     print(format_report(report))
     return 0 if report.ok else 1
 
