@@ -24,7 +24,7 @@ from unittest import mock
 import torch
 import torch.nn.functional as F
 
-from mictnet.models import CausalConv3d, causal_conv
+from mictnet.models import CausalConv3d, lookahead_conv
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 BATCHES = (1, 8)
@@ -39,7 +39,7 @@ def variants(conv: CausalConv3d) -> dict[str, Callable[[torch.Tensor], torch.Ten
 
     def causal(pairs: bool) -> Callable[[torch.Tensor], torch.Tensor]:
         def call(x: torch.Tensor) -> torch.Tensor:
-            with mock.patch.object(causal_conv, "_pairs_columns", lambda *_: pairs):
+            with mock.patch.object(lookahead_conv, "_pairs_columns", lambda *_: pairs):
                 return conv(x)
         return call
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from mictnet.models import MiCTResNet, build_model, list_models
 from mictnet.models.blocks import to_4d, to_5d
-from mictnet.models.mict import CausalConv3dBranch
+from mictnet.models.mict import LookaheadConv3dBranch
 
 
 def n_params(model: torch.nn.Module) -> float:
@@ -31,9 +31,10 @@ def test_parameter_counts_match_published_table(name, options, published):
 
 def test_registry_lists_every_variant_and_rejects_unknowns():
     # Tests may register models of their own after the built-in ones.
-    assert list_models()[:9] == [
+    assert list_models()[:12] == [
         "mict_resnet18", "mict_resnet34", "mict_resnet50", "mict_resnet101",
         "resnet3d_18", "resnet3d_34", "resnet3d_50", "resnet2d_18", "resnet2d_50",
+        "r3d_18", "mc3_18", "r2plus1d_18",
     ]
     with pytest.raises(ValueError, match="unknown model"):
         build_model("mict_resnet19")
@@ -125,7 +126,7 @@ def test_4d_5d_conversions_round_trip_and_are_views_in_channels_last():
 
 def test_mict_3d_convolution_sees_current_and_next_frames_only():
     torch.manual_seed(0)
-    branch = CausalConv3dBranch(2, 3, (3, 3, 3), (1, 1, 1)).eval()
+    branch = LookaheadConv3dBranch(2, 3, (3, 3, 3), (1, 1, 1)).eval()
     x = torch.randn(1, 2, 8, 6, 6)
     base = branch(x)
     assert base.shape[2] == 8

@@ -1,28 +1,47 @@
-"""Models: MiCT-ResNets, 3D-ResNet and 2D-ResNet baselines, ImageNet weight transfer."""
+"""Models: MiCT-ResNets, 3D-ResNet and 2D-ResNet baselines, torchvision's video ResNets as peers,
+ImageNet weight transfer. Every variant is one row of ``registry.VARIANTS``."""
 
-from .causal_conv import CausalConv3d
-from .config import MiCTConfig, ModelSpec, ResNetConfig
 from .fusion import fuse_conv_bn
+from .lookahead_conv import CausalConv3d, LookaheadConv3d
 from .memory_format import to_channels_last
 from .mict import MiCTResNet
-from .registry import build_model, list_models, register_model
+from .registry import (
+    VARIANTS,
+    Variant,
+    build_model,
+    get_variant,
+    list_models,
+    register,
+    register_model,
+)
 from .resnet2d import ResNet2d
 from .resnet3d import ResNet3d
+from .skeleton import VideoClassifier
+from .specs import MiCTConfig, ModelSpec, ResNetConfig, VideoResNetConfig
+from .torchvision_video import TorchvisionVideoResNet
 from .weights import TransferReport, load_pretrained, transfer_imagenet_weights
 
 __all__ = [
+    "VARIANTS",
     "CausalConv3d",
+    "LookaheadConv3d",
     "MiCTConfig",
     "MiCTResNet",
     "ModelSpec",
     "ResNet2d",
     "ResNetConfig",
     "ResNet3d",
+    "TorchvisionVideoResNet",
     "TransferReport",
+    "Variant",
+    "VideoClassifier",
+    "VideoResNetConfig",
     "build_model",
     "fuse_conv_bn",
+    "get_variant",
     "list_models",
     "load_pretrained",
+    "register",
     "register_model",
     "to_channels_last",
     "transfer_imagenet_weights",

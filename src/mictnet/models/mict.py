@@ -12,10 +12,10 @@ import torch
 from torch import Tensor, nn
 
 from .blocks import BasicBlock, Bottleneck, to_4d, to_5d
-from .causal_conv import CausalConv3d
-from .config import MiCTConfig
-from .init import init_weights
+from .lookahead_conv import LookaheadConv3d
 from .memory_format import to_channels_last
+from .skeleton import VideoClassifier, init_weights, residual_blocks, resnet_stem, stages
+from .specs import MiCTConfig
 
 _BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {
     "basic": BasicBlock,
@@ -30,8 +30,8 @@ def cross_domain_sum(out2d: Tensor, out3d: Tensor) -> Tensor:
     return out2d.add_(out3d)
 
 
-class CausalConv3dBranch(nn.Module):
-    """Causal 3D convolution + BN (+ max-pool) + ReLU.
+class LookaheadConv3dBranch(nn.Module):
+    """Look-ahead 3D convolution + BN (+ max-pool) + ReLU.
 
     The optional pool runs before the ReLU: both are monotone, so the result is the same and the
     ReLU touches 8× fewer elements.
@@ -46,7 +46,7 @@ class CausalConv3dBranch(nn.Module):
         pool: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        self.conv = CausalConv3d(inplanes, planes, kernel, stride)
+        self.conv = LookaheadConv3d(inplanes, planes, kernel, stride)
         self.bn = nn.BatchNorm3d(planes)
         self.pool = pool if pool is not None else nn.Identity()
         self.relu = nn.ReLU(inplace=True)
@@ -72,20 +72,12 @@ class MiCTStage(nn.Module):
         temporal_stride: int,
     ) -> None:
         super().__init__()
-        outplanes = planes * block.expansion
-        downsample = None
-        if spatial_stride != 1 or inplanes != outplanes:
-            downsample = nn.Sequential(
-                nn.Conv2d(inplanes, outplanes, 1, stride=spatial_stride, bias=False),
-                nn.BatchNorm2d(outplanes),
-            )
         self.temporal_stride = temporal_stride
-        self.mict3d = CausalConv3dBranch(
-            inplanes, outplanes, (3, 3, 3), (temporal_stride, spatial_stride, spatial_stride)
-        )
-        self.add_module("0", block(inplanes, planes, spatial_stride, downsample))
-        for i in range(1, num_blocks):
-            self.add_module(str(i), block(outplanes, planes))
+        self.mict3d = LookaheadConv3dBranch(inplanes, planes * block.expansion, (3, 3, 3),
+                                            (temporal_stride, spatial_stride, spatial_stride))
+        blocks = residual_blocks(block, inplanes, planes, num_blocks, spatial_stride, dims=2)
+        for i, b in enumerate(blocks):
+            self.add_module(str(i), b)
         self.num_blocks = num_blocks
 
     def forward(self, x: Tensor) -> Tensor:
@@ -97,34 +89,24 @@ class MiCTStage(nn.Module):
         return to_5d(out, depth)
 
 
-class MiCTResNet(nn.Module):
-    """MiCT-ResNet: input ``N×3×D×H×W``, output logits ``N×num_classes``.
-
-    The classifier runs at every remaining time step and the logits are averaged over time, so a
-    model trained on 16 frames runs on clips of any length.
-    """
+class MiCTResNet(VideoClassifier):
+    """MiCT-ResNet: input ``N×3×D×H×W``, output logits ``N×num_classes``, for any ``D``."""
 
     def __init__(self, config: MiCTConfig) -> None:
         super().__init__()
         self.config = config
         block = _BLOCKS[config.block]
         # Entrance MiCT block; the 2D part keeps torchvision's names (conv1, bn1).
-        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        self.mict3d = CausalConv3dBranch(  # the 3D max-pool is fast on channels-last input
+        self.conv1, self.bn1, self.relu, self.maxpool = resnet_stem(dims=2)
+        self.mict3d = LookaheadConv3dBranch(  # the 3D max-pool is fast on channels-last input
             3, 64, (config.first_kernel_depth, 7, 7), (1, 2, 2), nn.MaxPool3d(3, 2, padding=1)
         )
-        inplanes = 64
-        for i, (planes, blocks, t_stride) in enumerate(
-            zip((64, 128, 256, 512), config.layers, config.stage_temporal_strides, strict=True)
-        ):
-            stage = MiCTStage(block, inplanes, planes, blocks, 1 if i == 0 else 2, t_stride)
-            self.add_module(f"layer{i + 1}", stage)
-            inplanes = planes * block.expansion
-        self.dropout = nn.Dropout3d(config.dropout)
-        self.fc = nn.Linear(inplanes, config.num_classes)
+        plan = zip(stages(config.layers, block.expansion), config.stage_temporal_strides,
+                   strict=True)
+        for (name, inplanes, planes, blocks, stride), t_stride in plan:
+            self.add_module(name, MiCTStage(block, inplanes, planes, blocks, stride, t_stride))
+        self.dropout = nn.Dropout1d(config.dropout)  # whole channels, as a Dropout3d on the maps
+        self.fc = nn.Linear(512 * block.expansion, config.num_classes)
         init_weights(self)
         to_channels_last(self)
 
@@ -137,7 +119,7 @@ class MiCTResNet(nn.Module):
         return to_5d(cross_domain_sum(out2d, out3d), depth)
 
     def features(self, x: Tensor) -> Tensor:
-        """Feature maps ``N×C×T×h×w`` before the head.
+        """Feature maps ``N×C×⌈D/s⌉×h×w`` before the head.
 
         The clip is laid out channels-last (``N×D×H×W×C`` in memory), where every 5D<->4D
         conversion is a view and oneDNN/cuDNN run both 2D and 3D convolutions without reorders.
@@ -146,7 +128,3 @@ class MiCTResNet(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last_3d)
         x = self.stem(x)
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.dropout(self.features(x)).mean(dim=(3, 4))  # N×C×T
-        return self.fc(x.transpose(1, 2)).mean(dim=1)

@@ -1,138 +1,137 @@
-"""The model registry: one builder per variant, ``build_model`` and ``list_models``."""
+"""The model table: every variant is one row, registered in a loop; ``build_model``,
+``list_models`` and ``get_variant`` read it.
+
+A row names its family (which skeleton), its architecture and option defaults (the family's
+config: block, stage depths, ...), the torchvision ImageNet ResNet whose weights ``pretrained``
+transfers, and the clip it is made for. Adding a variant is adding a row.
+"""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
-from .config import BlockName, MiCTConfig, ModelSpec, ResNetConfig
 from .mict import MiCTResNet
 from .resnet2d import ResNet2d
 from .resnet3d import ResNet3d
+from .specs import ArchConfig, MiCTConfig, ModelSpec, ResNetConfig, VideoResNetConfig
+from .torchvision_video import TorchvisionVideoResNet
 from .weights import load_pretrained
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 Pretrained = str | Path | None
+
+#: Family (the tag ``list_models`` filters on) -> the class built from the row's config.
+FAMILIES: dict[str, Callable[[Any], nn.Module]] = {
+    "mict": MiCTResNet,
+    "resnet3d": ResNet3d,
+    "resnet2d": ResNet2d,
+    "torchvision": TorchvisionVideoResNet,
+}
+_FIXED = ("block", "layers", "convs", "num_classes")  # config fields that are not build options
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One registered model: its family, architecture, option defaults and input."""
+
+    name: str
+    family: str
+    config: ArchConfig | None  # block, layers, option defaults; None: built by ``builder``
+    imagenet: str | None = None  # the torchvision ResNet whose ImageNet weights it can start from
+    input_size: tuple[int, int, int] = (16, 160, 160)  # frames, height, width of a clip
+    resize: tuple[int, int] = (256, 192)  # width, height of the frames before cropping
+    builder: Callable[..., nn.Module] | None = field(default=None, repr=False)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Build options (``pretrained`` included) and their defaults."""
+        if self.builder is not None:
+            params = inspect.signature(self.builder).parameters.values()
+            return {p.name: p.default for p in params if p.name != "num_classes"}
+        options = {f.name: getattr(self.config, f.name) for f in fields(self.config)}
+        return {k: v for k, v in options.items() if k not in _FIXED} | {"pretrained": None}
+
+
+_KINETICS = {"input_size": (16, 112, 112), "resize": (171, 128)}  # torchvision's video transforms
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("mict_resnet18", "mict", MiCTConfig("basic", (2, 2, 2, 2)), "resnet18"),
+    Variant("mict_resnet34", "mict", MiCTConfig("basic", (3, 4, 6, 3)), "resnet34"),
+    Variant("mict_resnet50", "mict", MiCTConfig("bottleneck", (3, 4, 6, 3)), "resnet50"),
+    Variant("mict_resnet101", "mict", MiCTConfig("bottleneck", (3, 4, 23, 3)), "resnet101"),
+    Variant("resnet3d_18", "resnet3d", ResNetConfig("basic", (2, 2, 2, 2)), "resnet18"),
+    Variant("resnet3d_34", "resnet3d", ResNetConfig("basic", (3, 4, 6, 3)), "resnet34"),
+    Variant("resnet3d_50", "resnet3d", ResNetConfig("bottleneck", (3, 4, 6, 3)), "resnet50"),
+    Variant("resnet2d_18", "resnet2d", ResNetConfig("basic", (2, 2, 2, 2)), "resnet18"),
+    Variant("resnet2d_50", "resnet2d", ResNetConfig("bottleneck", (3, 4, 6, 3)), "resnet50"),
+    Variant("r3d_18", "torchvision", VideoResNetConfig(convs="3d"), **_KINETICS),
+    Variant("mc3_18", "torchvision", VideoResNetConfig(convs="mixed"), **_KINETICS),
+    Variant("r2plus1d_18", "torchvision", VideoResNetConfig(convs="2plus1d"), **_KINETICS),
+)
+
+_REGISTRY: dict[str, Variant] = {}
+
+
+def register(variant: Variant) -> Variant:
+    """Add ``variant`` to the registry (a name registered again is replaced)."""
+    _REGISTRY[variant.name] = variant
+    return variant
+
+
+for _variant in VARIANTS:
+    register(_variant)
 
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register a builder under its function name."""
-    _REGISTRY[fn.__name__] = fn
+    """Register a builder function ``fn(num_classes, **options)`` under its name (family
+    ``"custom"``); its keyword arguments are the model's options."""
+    register(Variant(fn.__name__, "custom", None, builder=fn))
     return fn
 
 
-def list_models() -> list[str]:
-    """Names of every registered model, in registration order."""
-    return list(_REGISTRY)
+def list_models(tag: str | None = None) -> list[str]:
+    """Names of the registered models, in table then registration order; with ``tag``, those of
+    one family (``"mict"``, ``"resnet3d"``, ``"resnet2d"``, ``"torchvision"``, ``"custom"``)."""
+    tags = [*FAMILIES, "custom"]
+    if tag is not None and tag not in tags:
+        raise ValueError(f"unknown model tag {tag!r}; choose one of {', '.join(tags)}")
+    return [name for name, v in _REGISTRY.items() if tag is None or v.family == tag]
 
 
-def build_model(name: str, num_classes: int = 101, **options) -> nn.Module:
-    """Build a registered model; ``options`` are the builder's keyword arguments.
-
-    The returned module carries ``spec`` (a :class:`ModelSpec`) to rebuild it from a checkpoint.
-    """
+def get_variant(name: str) -> Variant:
+    """The registry row of ``name``: family, config, defaults, input size and resize."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(_REGISTRY)}")
-    builder = _REGISTRY[name]
-    accepted = set(inspect.signature(builder).parameters) - {"num_classes"}
-    unknown = sorted(set(options) - accepted)
+    return _REGISTRY[name]
+
+
+def build_model(name: str, num_classes: int = 101, pretrained: Pretrained = None,
+                **options: Any) -> nn.Module:
+    """Build a registered model; ``options`` override the variant's defaults.
+
+    ``pretrained``: ``"imagenet"`` or a torchvision-format ResNet state dict to start from (see
+    :mod:`mictnet.models.weights`). The returned module carries ``spec`` (a :class:`ModelSpec`)
+    to rebuild it from a checkpoint.
+    """
+    variant = get_variant(name)
+    given = options | ({"pretrained": pretrained} if pretrained else {})
+    unknown = sorted(set(given) - set(variant.defaults))
     if unknown:
-        raise TypeError(f"{name} has no option {unknown}; it takes {sorted(accepted)}")
-    model = builder(num_classes=num_classes, **options)
-    kept = {k: v for k, v in options.items() if k != "pretrained"}
-    model.spec = ModelSpec(name, num_classes, kept)
+        raise TypeError(f"{name} has no option {unknown}; it takes {sorted(variant.defaults)}")
+    if variant.builder is not None:
+        model = variant.builder(num_classes=num_classes, **given)
+    else:
+        config = replace(variant.config, num_classes=num_classes, **options)
+        model = FAMILIES[variant.family](config)
+        if pretrained:
+            if variant.imagenet is None:
+                raise ValueError(f"{name} has no pretrained weights yet (its Kinetics weights "
+                                 "are planned); build it with pretrained=None")
+            load_pretrained(model, pretrained, variant.imagenet)
+    model.spec = ModelSpec(name, num_classes, dict(options))
     return model
-
-
-def _mict(
-    arch: str, block: BlockName, layers: tuple[int, int, int, int], num_classes: int,
-    temporal_stride: int, first_kernel_depth: int, dropout: float, pretrained: Pretrained,
-) -> MiCTResNet:
-    config = MiCTConfig(block, layers, num_classes, temporal_stride, first_kernel_depth, dropout)
-    return _maybe_pretrained(MiCTResNet(config), pretrained, arch)
-
-
-def _baseline(
-    model_class: type[ResNet3d] | type[ResNet2d], arch: str, block: BlockName,
-    layers: tuple[int, int, int, int], num_classes: int, dropout: float, pretrained: Pretrained,
-) -> ResNet3d | ResNet2d:
-    model = model_class(ResNetConfig(block, layers, num_classes, dropout))
-    return _maybe_pretrained(model, pretrained, arch)
-
-
-def _maybe_pretrained(model: nn.Module, pretrained: Pretrained, arch: str) -> nn.Module:
-    if pretrained:
-        load_pretrained(model, pretrained, arch)
-    return model
-
-
-@register_model
-def mict_resnet18(num_classes: int = 101, temporal_stride: int = 16, first_kernel_depth: int = 7,
-                  dropout: float = 0.5, pretrained: Pretrained = None) -> MiCTResNet:
-    """MiCT-ResNet-18 (BasicBlock, 2-2-2-2)."""
-    return _mict("resnet18", "basic", (2, 2, 2, 2), num_classes, temporal_stride,
-                 first_kernel_depth, dropout, pretrained)
-
-
-@register_model
-def mict_resnet34(num_classes: int = 101, temporal_stride: int = 16, first_kernel_depth: int = 7,
-                  dropout: float = 0.5, pretrained: Pretrained = None) -> MiCTResNet:
-    """MiCT-ResNet-34 (BasicBlock, 3-4-6-3)."""
-    return _mict("resnet34", "basic", (3, 4, 6, 3), num_classes, temporal_stride,
-                 first_kernel_depth, dropout, pretrained)
-
-
-@register_model
-def mict_resnet50(num_classes: int = 101, temporal_stride: int = 16, first_kernel_depth: int = 7,
-                  dropout: float = 0.5, pretrained: Pretrained = None) -> MiCTResNet:
-    """MiCT-ResNet-50 (Bottleneck, 3-4-6-3)."""
-    return _mict("resnet50", "bottleneck", (3, 4, 6, 3), num_classes, temporal_stride,
-                 first_kernel_depth, dropout, pretrained)
-
-
-@register_model
-def mict_resnet101(num_classes: int = 101, temporal_stride: int = 16, first_kernel_depth: int = 7,
-                   dropout: float = 0.5, pretrained: Pretrained = None) -> MiCTResNet:
-    """MiCT-ResNet-101 (Bottleneck, 3-4-23-3)."""
-    return _mict("resnet101", "bottleneck", (3, 4, 23, 3), num_classes, temporal_stride,
-                 first_kernel_depth, dropout, pretrained)
-
-
-@register_model
-def resnet3d_18(num_classes: int = 101, dropout: float = 0.5,
-                pretrained: Pretrained = None) -> ResNet3d:
-    """3D-ResNet-18 baseline (Hara et al.), ImageNet weights inflated."""
-    return _baseline(ResNet3d, "resnet18", "basic", (2, 2, 2, 2), num_classes, dropout, pretrained)
-
-
-@register_model
-def resnet3d_34(num_classes: int = 101, dropout: float = 0.5,
-                pretrained: Pretrained = None) -> ResNet3d:
-    """3D-ResNet-34 baseline."""
-    return _baseline(ResNet3d, "resnet34", "basic", (3, 4, 6, 3), num_classes, dropout, pretrained)
-
-
-@register_model
-def resnet3d_50(num_classes: int = 101, dropout: float = 0.5,
-                pretrained: Pretrained = None) -> ResNet3d:
-    """3D-ResNet-50 baseline."""
-    return _baseline(ResNet3d, "resnet50", "bottleneck", (3, 4, 6, 3), num_classes, dropout,
-                     pretrained)
-
-
-@register_model
-def resnet2d_18(num_classes: int = 101, dropout: float = 0.5,
-                pretrained: Pretrained = None) -> ResNet2d:
-    """2D ResNet-18 per frame, logits averaged over time."""
-    return _baseline(ResNet2d, "resnet18", "basic", (2, 2, 2, 2), num_classes, dropout, pretrained)
-
-
-@register_model
-def resnet2d_50(num_classes: int = 101, dropout: float = 0.5,
-                pretrained: Pretrained = None) -> ResNet2d:
-    """2D ResNet-50 per frame, logits averaged over time."""
-    return _baseline(ResNet2d, "resnet50", "bottleneck", (3, 4, 6, 3), num_classes, dropout,
-                     pretrained)

@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 from torch import Tensor, nn
-from torchvision.models.resnet import ResNet
 
-from .blocks import BasicBlock, Bottleneck, to_4d
-from .config import ResNetConfig
-from .init import init_weights
+from .blocks import BasicBlock, Bottleneck, to_4d, to_5d
+from .skeleton import PlainResNet
+from .specs import ResNetConfig
 
 
-class ResNet2d(ResNet):
+class ResNet2d(PlainResNet):
     """torchvision's ResNet applied frame by frame: input ``N×3×D×H×W``, logits ``N×K``."""
 
-    def __init__(self, config: ResNetConfig) -> None:
-        block = BasicBlock if config.block == "basic" else Bottleneck
-        super().__init__(block, list(config.layers), num_classes=config.num_classes)
-        self.config = config
-        self.dropout = nn.Dropout(config.dropout)
-        init_weights(self)
+    dims = 2
+    blocks = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
-    def forward(self, x: Tensor) -> Tensor:
-        n = x.shape[0]
+    def __init__(self, config: ResNetConfig) -> None:
+        super().__init__(config, nn.Dropout(config.dropout))  # every frame's features on its own
+
+    def features(self, x: Tensor) -> Tensor:
+        """Feature maps ``N×C×D×h×w`` before the head, every frame on its own."""
         frames, depth = to_4d(x)
         f = self.maxpool(self.relu(self.bn1(self.conv1(frames))))
-        f = self.layer4(self.layer3(self.layer2(self.layer1(f))))
-        f = f.mean(dim=(2, 3)).view(n, depth, -1)
-        return self.fc(self.dropout(f)).mean(dim=1)
+        return to_5d(self.layer4(self.layer3(self.layer2(self.layer1(f)))), depth)

@@ -1,4 +1,6 @@
-"""Causal 3D convolution: each output frame sees its own frame and the next ``k-1``.
+"""Look-ahead 3D convolution: each output frame sees its own frame and the next ``k-1``.
+
+(It is anti-causal in time; ``CausalConv3d``, its former name, stays as an alias.)
 
 Zero padding after the clip's end would make the last ``k-1`` output frames multiply zeros (19%
 of the entrance 7×7×7 convolution of a 16-frame clip). In eager execution those products are
@@ -35,8 +37,9 @@ def _pairs_columns(conv: nn.Conv3d, x: Tensor) -> bool:
     return x.dtype == torch.bfloat16
 
 
-class CausalConv3d(nn.Conv3d):
-    """``nn.Conv3d`` padded only after the clip's end in time (symmetric in space).
+class LookaheadConv3d(nn.Conv3d):
+    """``nn.Conv3d`` padded only after the clip's end in time (symmetric in space): output frame
+    ``t`` sees input frames ``t .. t+k-1``.
 
     Same parameters as a ``Conv3d`` with ``padding=(0, ph, pw)``, so state dicts are unchanged.
     """
@@ -91,3 +94,7 @@ class CausalConv3d(nn.Conv3d):
         return (pairs.permute(0, 4, 1, 2, 3),
                 weight.contiguous(memory_format=torch.channels_last_3d),
                 (self.stride[0], self.stride[1], 1), (0, self.padding[1], 0))
+
+
+#: The former name (README, benchmarks and user code use it): the convolution looks forward.
+CausalConv3d = LookaheadConv3d

@@ -1,13 +1,13 @@
-"""CausalConv3d equals a Conv3d on the clip zero-padded after its end, in every code path."""
+"""LookaheadConv3d equals a Conv3d on the clip zero-padded after its end, in every code path."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from mictnet.models.causal_conv import CausalConv3d
+from mictnet.models import CausalConv3d, LookaheadConv3d
 
 
-def padded_reference(conv: CausalConv3d, x: torch.Tensor) -> torch.Tensor:
+def padded_reference(conv: LookaheadConv3d, x: torch.Tensor) -> torch.Tensor:
     k = conv.kernel_size[0]
     return F.conv3d(F.pad(x.float(), (0, 0, 0, 0, 0, k - 1)), conv.weight.float(),
                     None if conv.bias is None else conv.bias.float(), conv.stride, conv.padding)
@@ -19,9 +19,9 @@ def padded_reference(conv: CausalConv3d, x: torch.Tensor) -> torch.Tensor:
      (8, (3, 3, 3), (1, 1, 1)), (8, (3, 3, 3), (2, 2, 2)), (7, (3, 3, 3), (2, 1, 1)),
      (1, (3, 3, 3), (1, 1, 1)), (9, (5, 3, 3), (3, 1, 1))],
 )
-def test_causal_conv_equals_padded_conv(depth, kernel, stride):
+def test_lookahead_conv_equals_padded_conv(depth, kernel, stride):
     torch.manual_seed(0)
-    conv = CausalConv3d(3, 4, kernel, stride, bias=True)
+    conv = LookaheadConv3d(3, 4, kernel, stride, bias=True)
     x = torch.randn(2, 3, depth, 13, 12)
     out = conv(x)
     torch.testing.assert_close(out, padded_reference(conv, x), rtol=1e-5, atol=1e-5)
@@ -34,7 +34,7 @@ def test_causal_conv_equals_padded_conv(depth, kernel, stride):
 )
 def test_bf16_column_pairs_equal_the_padded_conv(kernel, width, channels_seen, monkeypatch):
     torch.manual_seed(0)
-    conv = CausalConv3d(3, 8, kernel, (1, 2, 2)).to(torch.bfloat16)
+    conv = LookaheadConv3d(3, 8, kernel, (1, 2, 2)).to(torch.bfloat16)
     x = torch.randn(1, 3, 9, 20, width).to(torch.bfloat16)
     seen = input_channels_seen(monkeypatch)
     out = conv(x.contiguous(memory_format=torch.channels_last_3d))
@@ -46,7 +46,7 @@ def test_bf16_column_pairs_equal_the_padded_conv(kernel, width, channels_seen, m
 
 def test_gradients_equal_the_padded_conv():
     torch.manual_seed(0)
-    conv = CausalConv3d(3, 4, (7, 3, 3), (1, 2, 2))
+    conv = LookaheadConv3d(3, 4, (7, 3, 3), (1, 2, 2))
     x = torch.randn(1, 3, 10, 8, 8, requires_grad=True)
     conv(x).square().sum().backward()
     grad_w, grad_x = conv.weight.grad.clone(), x.grad.clone()
@@ -58,7 +58,7 @@ def test_gradients_equal_the_padded_conv():
 
 def test_traced_graph_pads_and_runs_any_length():
     torch.manual_seed(0)
-    conv = CausalConv3d(3, 4, (5, 3, 3), (1, 1, 1)).eval()
+    conv = LookaheadConv3d(3, 4, (5, 3, 3), (1, 1, 1)).eval()
     traced = torch.jit.trace(conv, torch.randn(1, 3, 8, 6, 6))
     x = torch.randn(1, 3, 2, 6, 6)
     torch.testing.assert_close(traced(x), padded_reference(conv, x), rtol=1e-5, atol=1e-5)
@@ -78,7 +78,7 @@ def input_channels_seen(monkeypatch) -> list[int]:
 
 def test_bf16_autocast_takes_the_column_pairs_too(monkeypatch):
     torch.manual_seed(0)
-    conv = CausalConv3d(3, 8, (5, 7, 7), (1, 2, 2))
+    conv = LookaheadConv3d(3, 8, (5, 7, 7), (1, 2, 2))
     x = torch.randn(1, 3, 6, 16, 16)
     seen = input_channels_seen(monkeypatch)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -90,3 +90,7 @@ def test_bf16_autocast_takes_the_column_pairs_too(monkeypatch):
     ref = padded_reference(conv, x)
     assert out.dtype == torch.bfloat16
     assert (out.float() - ref).abs().max() <= 2e-2 * ref.abs().max()
+
+
+def test_former_name_is_an_alias():
+    assert CausalConv3d is LookaheadConv3d

@@ -1,4 +1,4 @@
-"""Typed configuration of the model families."""
+"""Typed specifications of the model families (architecture and build options) and ``ModelSpec``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 BlockName = Literal["basic", "bottleneck"]
+ConvsName = Literal["3d", "mixed", "2plus1d"]
+Layers = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -13,7 +15,7 @@ class MiCTConfig:
     """MiCT-ResNet: a 2D ResNet with five cross-domain residual 3D convolutions."""
 
     block: BlockName = "basic"
-    layers: tuple[int, int, int, int] = (2, 2, 2, 2)
+    layers: Layers = (2, 2, 2, 2)
     num_classes: int = 101
     temporal_stride: Literal[4, 16] = 16
     first_kernel_depth: Literal[3, 5, 7] = 7
@@ -37,12 +39,31 @@ class ResNetConfig:
     """The baselines: a 3D-ResNet (Hara et al.) or a 2D ResNet applied to every frame."""
 
     block: BlockName = "basic"
-    layers: tuple[int, int, int, int] = (2, 2, 2, 2)
+    layers: Layers = (2, 2, 2, 2)
     num_classes: int = 101
     dropout: float = 0.5
 
     def __post_init__(self) -> None:
         _check_common(self.num_classes, self.dropout)
+
+
+@dataclass(frozen=True)
+class VideoResNetConfig:
+    """torchvision's video ResNets (Tran et al., CVPR 2018); ``convs``: 3×3×3 everywhere (R3D),
+    3D in stage 1 and 1×3×3 after (MC3), or 1×3×3 then 3×1×1 (R(2+1)D)."""
+
+    block: BlockName = "basic"
+    layers: Layers = (2, 2, 2, 2)
+    convs: ConvsName = "3d"
+    num_classes: int = 101
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check_common(self.num_classes, self.dropout)
+
+
+#: What ``build_model`` builds from: one of the family configurations above.
+ArchConfig = MiCTConfig | ResNetConfig | VideoResNetConfig
 
 
 @dataclass(frozen=True)

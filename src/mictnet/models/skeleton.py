@@ -1,0 +1,116 @@
+"""The skeleton every family shares: a ResNet entrance, four stages of residual blocks with one
+kind of projection shortcut, and one classifier head.
+
+Parameter names follow torchvision's ResNet (``conv1``, ``bn1``, ``layerN.i.*``,
+``layerN.0.downsample.{0,1}``, ``fc``), so ImageNet weights map onto every family key for key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+from torch import Tensor, nn
+
+from .specs import ResNetConfig
+
+Dims = Literal[2, 3]
+STAGE_PLANES = (64, 128, 256, 512)
+
+
+class VideoClassifier(nn.Module):
+    """A clip classifier: ``forward(x) = head(features(x))`` for clips ``N×3×T×H×W``.
+
+    Subclasses define ``features`` and the ``dropout`` and ``fc`` modules that the head uses.
+    """
+
+    dropout: nn.Module
+    fc: nn.Linear
+
+    def features(self, x: Tensor) -> Tensor:
+        """Feature maps ``N×C×T'×h×w`` before the head; their mean over ``(2, 3, 4)`` is the clip
+        embedding the classifier sees."""
+        raise NotImplementedError
+
+    def head(self, maps: Tensor) -> Tensor:
+        """Mean over space, dropout, the linear classifier at every time step, mean over time.
+
+        The classifier is affine, so the mean of its per-step logits is the classifier applied to
+        the time-averaged features (up to float rounding): any clip length works because of the
+        average, not because of the per-step classifier. The per-step form is what is computed,
+        and it is kept because it is the paper's formulation and keeps MiCT's published logits
+        and exported graphs bit for bit; it costs ``T'×C×K`` extra multiply-adds per clip.
+        """
+        x = self.dropout(maps.mean(dim=(3, 4)))  # N×C×T'
+        return self.fc(x.transpose(1, 2)).mean(dim=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+class PlainResNet(VideoClassifier):
+    """A ResNet of one kind of block: entrance, ``layer1``-``layer4``, dropout, classifier.
+
+    Subclasses set ``dims`` and ``blocks`` (block name -> class) and define ``features``.
+    """
+
+    dims: Dims
+    blocks: dict[str, type[nn.Module]]
+
+    def __init__(self, config: ResNetConfig, dropout: nn.Module) -> None:
+        super().__init__()
+        self.config = config
+        block = self.blocks[config.block]
+        self.conv1, self.bn1, self.relu, self.maxpool = resnet_stem(self.dims)
+        for name, inplanes, planes, count, stride in stages(config.layers, block.expansion):
+            layers = residual_blocks(block, inplanes, planes, count, stride, self.dims)
+            self.add_module(name, nn.Sequential(*layers))
+        self.dropout = dropout
+        self.fc = nn.Linear(512 * block.expansion, config.num_classes)
+        init_weights(self)
+
+
+def resnet_stem(dims: Dims) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
+    """``conv1, bn1, relu, maxpool``: torchvision's 7×7 entrance, or its 3D form (Hara et al.:
+    7×7×7 with stride (1, 2, 2), 3×3×3 max-pool with stride 2)."""
+    if dims == 2:
+        conv, bn, pool = nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d, nn.MaxPool2d
+    else:
+        conv, bn, pool = nn.Conv3d(3, 64, 7, (1, 2, 2), 3, bias=False), nn.BatchNorm3d, nn.MaxPool3d
+    return conv, bn(64), nn.ReLU(inplace=True), pool(3, stride=2, padding=1)
+
+
+def stages(layers: tuple[int, ...], expansion: int) -> Iterator[tuple[str, int, int, int, int]]:
+    """``(name, inplanes, planes, blocks, stride)`` of stages ``layer1``-``layer4``: 64-512
+    planes, spatial stride 2 from ``layer2`` on."""
+    inplanes = 64
+    for i, (planes, blocks) in enumerate(zip(STAGE_PLANES, layers, strict=True)):
+        yield f"layer{i + 1}", inplanes, planes, blocks, 1 if i == 0 else 2
+        inplanes = planes * expansion
+
+
+def downsample(inplanes: int, outplanes: int, stride: int, dims: Dims) -> nn.Sequential | None:
+    """The projection shortcut (1×1 or 1×1×1 convolution + batch norm) where the shape changes."""
+    if stride == 1 and inplanes == outplanes:
+        return None
+    conv, bn = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv3d, nn.BatchNorm3d)
+    return nn.Sequential(conv(inplanes, outplanes, 1, stride=stride, bias=False), bn(outplanes))
+
+
+def residual_blocks(
+    block: type[nn.Module], inplanes: int, planes: int, count: int, stride: int, dims: Dims
+) -> list[nn.Module]:
+    """A stage's ``count`` blocks; the first one strides and projects its shortcut."""
+    outplanes = planes * block.expansion
+    first = block(inplanes, planes, stride, downsample(inplanes, outplanes, stride, dims))
+    return [first] + [block(outplanes, planes) for _ in range(1, count)]
+
+
+def init_weights(model: nn.Module) -> None:
+    """Kaiming-normal convolutions (fan-out, ReLU), unit/zero batch norms (as torchvision)."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
