@@ -1,40 +1,55 @@
-"""``mict benchmark``: JSON fields, ratios and memory on tiny inputs (fast, not a speed test)."""
+"""``mict benchmark`` and :mod:`mictnet.engine.measure`: fields, ratios, dtype skips, the peak's
+calibration and memory, on tiny inputs (fast, not a speed test)."""
 
 from __future__ import annotations
 
 import json
+from unittest import mock
 
 import pytest
 import torch
 import torchvision
 
 from mictnet.cli import main
-from mictnet.models import build_model
-from mictnet.tools.benchmark import (
+from mictnet.engine import measure
+from mictnet.engine.measure import (
     BenchmarkSettings,
-    build_benchmark_model,
+    count_flops,
+    count_parameters,
     format_table,
+    matmul_size,
     run_benchmark,
 )
-from mictnet.tools.models_table import count_flops, count_parameters
+from mictnet.models import build_model
 
 TINY = (4, 32, 32)
+FAST = {"input_size": TINY, "threads": 1, "repeats": 2, "min_time": 0.02, "num_classes": 5,
+        "memory": False}
+
+
+def fp32_only(dtype: torch.dtype | None, device: torch.device) -> bool:
+    return dtype in (None, torch.float32)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def small_peak_matrix():
+    """Keep the peak's matmul small: the tests check fields, not the machine."""
+    with mock.patch.dict(measure.MATMUL_MAX_SIZE, cpu=512):
+        yield
 
 
 @pytest.fixture(scope="module")
-def report():
-    settings = BenchmarkSettings(
-        models=("mict_resnet18", "r3d_18"), input_size=TINY, batches=(1, 2),
-        dtypes=("fp32", "bf16"), channels_last=(False, True), threads=1, repeats=2,
-        min_time=0.02, num_classes=5, memory=False,
-    )
+def report(small_peak_matrix):
+    settings = BenchmarkSettings(models=("mict_resnet18", "r3d_18"), batches=(1, 2),
+                                 channels_last=(False, True), fuse_bn=(True, False), **FAST)
     return run_benchmark(settings, progress=False)
 
 
 def test_every_configuration_is_measured_with_consistent_statistics(report):
-    keys = {(r.model, r.dtype, r.channels_last, r.batch) for r in report.runs}
-    assert keys == {(m, d, cl, b) for m in ("mict_resnet18", "r3d_18") for d in ("fp32", "bf16")
-                    for cl in (False, True) for b in (1, 2)}
+    assert report.dtypes[0] == "fp32"  # and bf16 where the CPU runs it natively
+    keys = {(r.model, r.dtype, r.channels_last, r.fused, r.batch) for r in report.runs}
+    assert keys == {(m, d, cl, f, b) for m in ("mict_resnet18", "r3d_18") for d in report.dtypes
+                    for cl in (False, True) for f in (True, False) for b in (1, 2)}
     for r in report.runs:
         assert r.error is None
         assert len(r.samples) == 2
@@ -42,55 +57,140 @@ def test_every_configuration_is_measured_with_consistent_statistics(report):
         assert r.frames_per_s_min == min(r.samples) and r.frames_per_s_max == max(r.samples)
 
 
-def test_fraction_of_peak_is_flops_times_clips_per_second_over_the_matmul_peak(report):
+def test_fraction_of_peak_is_flops_times_clips_per_second_over_the_timed_matmul(report):
     peaks = {p.dtype: p for p in report.peaks}
-    assert set(peaks) == {"fp32", "bf16"}
+    assert list(peaks) == report.dtypes  # a peak for each measured dtype only
     for p in peaks.values():
         assert 0 < p.gflops_per_s_min <= p.gflops_per_s <= p.gflops_per_s_max
+        assert 256 <= p.matmul_size <= measure.MATMUL_MAX_SIZE["cpu"]
     gflops = {i.model: i.gflops for i in report.models}
     for r in report.runs:
         expected = gflops[r.model] * r.frames_per_s / TINY[0] / peaks[r.dtype].gflops_per_s
         assert r.fraction_of_peak == pytest.approx(expected, rel=1e-9)
 
 
-def test_model_facts_match_the_counters_and_peers_are_torchvision_models(report):
+def test_model_facts_match_the_counters_and_peers_are_registered_torchvision_models(report):
     info = {i.model: i for i in report.models}
     mict = build_model("mict_resnet18", num_classes=5)
     assert info["mict_resnet18"].params == count_parameters(mict)
     assert info["mict_resnet18"].gflops == pytest.approx(count_flops(mict, TINY) / 1e9)
     r3d = torchvision.models.video.r3d_18(weights=None, num_classes=5)
     assert info["r3d_18"].params == count_parameters(r3d)
-    peer = build_benchmark_model("r2plus1d_18", num_classes=7)
+    peer = build_model("r2plus1d_18", num_classes=7)
     assert isinstance(peer, torchvision.models.video.VideoResNet) and peer.fc.out_features == 7
 
 
 def test_report_lookup_and_table(report):
-    run = report.run("r3d_18", "bf16", True, 2)
-    assert (run.model, run.dtype, run.channels_last, run.batch) == ("r3d_18", "bf16", True, 2)
+    run = report.run("r3d_18", "fp32", True, 2, fused=False)
+    assert (run.model, run.dtype, run.channels_last, run.fused, run.batch) == (
+        "r3d_18", "fp32", True, False, 2)
+    assert report.run("r3d_18", "fp32", True, 2).fused  # the settings' first choice: folded
     with pytest.raises(KeyError):
         report.run("r3d_18", "fp16", True, 2)
     table = format_table(report)
-    assert table.count("mict_resnet18") == 4 and table.count("r3d_18") == 4
-    assert "practical peak" in table and "batch 2 frames/s" in table
+    rows = 2 * len(report.dtypes) * 2
+    assert table.count("mict_resnet18 ") == rows and table.count("r3d_18 ") == rows
+    assert "not the hardware's peak" in table and "batch 2 frames/s" in table
+
+
+def test_an_emulated_dtype_is_skipped_with_its_reason_unless_asked_for(caplog):
+    settings = BenchmarkSettings(models=("mict_resnet18",), batches=(1,), **FAST)
+    with mock.patch.object(measure, "is_native", fp32_only):
+        skipped = run_benchmark(settings, progress=False)
+        asked = run_benchmark(BenchmarkSettings(models=("mict_resnet18",), batches=(1,),
+                                                dtypes=("bf16",), explicit_dtypes=True,
+                                                peak=False, **FAST), progress=False)
+    assert skipped.dtypes == ["fp32"]
+    assert [(r.dtype, r.error) for r in skipped.runs] == [("fp32", None)]
+    assert [p.dtype for p in skipped.peaks] == ["fp32"]  # no peak for a skipped dtype
+    [note] = skipped.dtype_notes
+    assert note.skipped and note.dtype == "bf16" and "no native bf16" in note.reason
+    [line] = [x for x in format_table(skipped).splitlines() if x.startswith("skipped")]
+    assert line.startswith("skipped bf16: cpu ") and "no native bf16" in line
+    assert [(r.dtype, r.error) for r in asked.runs] == [("bf16", None)]
+    assert [n.skipped for n in asked.dtype_notes] == [False]
+    assert "timing bf16 although" in caplog.text
+    assert "warning: bf16 timed although" in format_table(asked)
+
+
+def test_the_peak_matrix_shrinks_when_a_product_is_slow():
+    def at(gflops_per_s: float):
+        calls = []
+
+        def seconds(n: int) -> float:
+            calls.append(n)
+            return 2 * n**3 / (gflops_per_s * 1e9)
+        return seconds, calls
+
+    fast, fast_calls = at(1000.0)
+    assert matmul_size(fast, max_size=4096) == 4096
+    slow, slow_calls = at(1.0)  # emulated bf16 on an AVX2 CPU
+    assert matmul_size(slow, max_size=4096) == 512
+    assert fast_calls[-1] == 4096 and slow_calls == [256, 512]  # never timed a larger one
+
+
+def test_a_slow_product_gives_a_smaller_peak_matrix_in_the_report():
+    slow = lambda dtype, device: lambda n: 2 * n**3 / 1e9  # noqa: E731 - 1 GFLOP/s
+    settings = BenchmarkSettings(models=("mict_resnet18",), batches=(1,), dtypes=("fp32",),
+                                 explicit_dtypes=True, **FAST)
+    with (mock.patch.object(measure, "_product_seconds", slow),
+          mock.patch.dict(measure.MATMUL_MAX_SIZE, cpu=4096)):
+        report = run_benchmark(settings, progress=False)
+    [peak] = report.peaks
+    assert peak.matmul_size == 512 and "fp32 512²" in format_table(report)
 
 
 def test_cli_writes_json_with_memory(tmp_path, capsys):
     out = tmp_path / "bench.json"
     code = main(["benchmark", "--models", "mict_resnet18", "--input", "4x32x32", "--batch", "1",
-                 "--repeats", "1", "--threads", "1", "--classes", "3", "--json", str(out)])
+                 "--dtype", "fp32", "--repeats", "1", "--threads", "1", "--classes", "3",
+                 "--json", str(out)])
     assert code == 0
     assert "mict_resnet18" in capsys.readouterr().out
     data = json.loads(out.read_text())
-    assert set(data) == {"machine", "settings", "models", "peaks", "runs", "memory"}
+    assert set(data) == {"machine", "settings", "models", "peaks", "runs", "memory",
+                         "dtype_notes"}
     assert data["machine"]["threads"] == 1 and data["settings"]["input_size"] == [4, 32, 32]
+    assert data["settings"]["dtypes"] == ["fp32"] and data["settings"]["explicit_dtypes"]
     [run] = data["runs"]
     assert {"frames_per_s", "frames_per_s_min", "frames_per_s_max", "samples",
-            "fraction_of_peak"} <= set(run)
+            "fraction_of_peak", "fused"} <= set(run)
     [mem] = data["memory"]
     weights_mb = data["models"][0]["params"] * 4 / 2**20
     # A fresh process holds at least the fp32 weights, and the forward pass adds activations.
     assert mem["peak_mb"] >= 0.9 * weights_mb
     assert 0 < mem["activation_mb"] < mem["peak_mb"]
+
+
+def test_cli_defaults_skip_emulated_dtypes(capsys):
+    with mock.patch.object(measure, "is_native", fp32_only):
+        code = main(["benchmark", "--models", "mict_resnet18", "--input", "4x32x32", "--batch",
+                     "1", "--repeats", "1", "--threads", "1", "--no-memory", "--no-fuse"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "skipped bf16: " in out and "mict_resnet18  fp32  NCDHW  keep" in out
+    assert "mict_resnet18  bf16" not in out
+
+
+def test_crossval_costs_time_through_the_benchmark():
+    cfg = mock.Mock()
+    cfg.data.frames, cfg.data.crop_size = TINY[0], TINY[1]
+    cfg.model.name, cfg.model.options.return_value = "mict_resnet18", {"dropout": 0.0}
+    cfg.runtime.amp = "none"
+    seen = []
+
+    def spy(settings, progress=True):
+        seen.append(settings)
+        return real(settings, progress)
+
+    real = measure.run_benchmark
+    with mock.patch.object(measure, "run_benchmark", spy):
+        cost = measure.model_costs(cfg, 5, torch.device("cpu"))
+    [s] = seen
+    assert (s.models, s.input_size, s.batches, s.dtypes, s.fuse_bn) == (
+        ("mict_resnet18",), TINY, (measure.COSTS_BATCH,), ("fp32",), (True,))
+    assert cost["frames_per_s"] > 0 and cost["params_m"] > 0 and cost["memory_mb_per_clip"] > 0
+    assert cost["frames_per_s_dtype"] == "fp32"
 
 
 def test_bad_requests_are_clear_errors(capsys):
