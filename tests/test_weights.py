@@ -118,7 +118,7 @@ def test_imagenet_offline_names_the_file_to_place(tmp_path, monkeypatch):
 
 def test_imagenet_uses_the_hub_cache(tmp_path, monkeypatch, resnet18_state):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    cached = tmp_path / "checkpoints" / weights_module.IMAGENET_URLS["resnet18"].rsplit("/")[-1]
+    cached = tmp_path / "checkpoints" / weights_module.imagenet_url("resnet18").rsplit("/")[-1]
     cached.parent.mkdir()
     torch.save(resnet18_state, cached)
     model = build_model("resnet3d_18", pretrained="imagenet")

@@ -126,12 +126,12 @@ def build_model(name: str, num_classes: int = 101, pretrained: Pretrained = None
     if variant.builder is not None:
         model = variant.builder(num_classes=num_classes, **given)
     else:
+        if pretrained and variant.imagenet is None:
+            raise ValueError(f"{name} has no pretrained weights yet (its Kinetics weights are "
+                             "planned); build it with pretrained=None")
         config = replace(variant.config, num_classes=num_classes, **options)
         model = FAMILIES[variant.family](config)
         if pretrained:
-            if variant.imagenet is None:
-                raise ValueError(f"{name} has no pretrained weights yet (its Kinetics weights "
-                                 "are planned); build it with pretrained=None")
             load_pretrained(model, pretrained, variant.imagenet)
     model.spec = ModelSpec(name, num_classes, dict(options))
     return model

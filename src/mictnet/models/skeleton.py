@@ -37,9 +37,9 @@ class VideoClassifier(nn.Module):
 
         The classifier is affine, so the mean of its per-step logits is the classifier applied to
         the time-averaged features (up to float rounding): any clip length works because of the
-        average, not because of the per-step classifier. The per-step form is what is computed,
-        and it is kept because it is the paper's formulation and keeps MiCT's published logits
-        and exported graphs bit for bit; it costs ``T'×C×K`` extra multiply-adds per clip.
+        average, not because of the per-step classifier. The per-step form is what is computed;
+        it is kept because it is the paper's formulation and keeps MiCT's logits and exported
+        graphs bit for bit, at ``(T'-1)×C×K`` extra multiply-adds per clip.
         """
         x = self.dropout(maps.mean(dim=(3, 4)))  # N×C×T'
         return self.fc(x.transpose(1, 2)).mean(dim=1)

@@ -13,17 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torchvision
 from torch import Tensor, nn
 
 log = logging.getLogger(__name__)
 
-#: torchvision's ImageNet ResNet weights (the ``IMAGENET1K_V1`` sets).
-IMAGENET_URLS = {
-    "resnet18": "https://download.pytorch.org/models/resnet18-f37072fd.pth",
-    "resnet34": "https://download.pytorch.org/models/resnet34-b627a593.pth",
-    "resnet50": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
-    "resnet101": "https://download.pytorch.org/models/resnet101-63fe2227.pth",
-}
 CLASSIFIER_PREFIX = "fc."
 
 
@@ -70,9 +64,14 @@ def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
+def imagenet_url(arch: str) -> str:
+    """Where torchvision keeps the ImageNet weights of ResNet ``arch`` (its ``IMAGENET1K_V1``)."""
+    return torchvision.models.get_model_weights(arch)["IMAGENET1K_V1"].url
+
+
 def imagenet_state_dict(arch: str) -> dict[str, Tensor]:
     """torchvision's ImageNet weights for ``arch``, from the torch hub cache or downloaded."""
-    url = IMAGENET_URLS[arch]
+    url = imagenet_url(arch)
     cache = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[1]
     if cache.is_file():
         return load_state_dict_file(cache)
