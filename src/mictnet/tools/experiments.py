@@ -12,10 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..data.datasets import DATASETS
-from ..engine import costs
 from ..engine.build_data import EVAL_MODES, with_synthetic_flip
 from ..engine.checkpoint import load_checkpoint
 from ..engine.config_flags import (
@@ -28,11 +25,11 @@ from ..engine.config_flags import (
 )
 from ..engine.distributed import barrier, cleanup_distributed, env_dist_info, resolve_device
 from ..engine.evaluate import EvalReport
+from ..engine.measure import model_costs
 from ..engine.plots import plot_accuracy_vs_length, plot_training_curves
-from ..engine.precision import AMP_MODES, resolve_amp
+from ..engine.precision import AMP_MODES
 from ..engine.run import evaluate_checkpoint, run_status, save_report, train_run
 from ..engine.train_config import DataConfig, TrainConfig, config_from_dict, load_config
-from ..models import build_model
 
 log = logging.getLogger("mictnet")
 
@@ -129,18 +126,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- crossval
-
-def model_costs(cfg: TrainConfig, num_classes: int, device: torch.device) -> dict[str, float]:
-    """Parameters, training activation memory per clip and inference frames/s of ``cfg``."""
-    size = (cfg.data.frames, cfg.data.crop_size, cfg.data.crop_size)
-    model = build_model(cfg.model.name, num_classes, **cfg.model.options())
-    return {
-        "params_m": costs.count_parameters(model) / 1e6,
-        "memory_mb_per_clip": costs.activation_bytes_per_clip(model, size, device=device) / 2**20,
-        "frames_per_s": costs.inference_frames_per_second(
-            model, size, device=device, amp_dtype=resolve_amp(cfg.runtime.amp, device)),
-    }
-
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
