@@ -69,9 +69,11 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("resnet3d_50", "resnet3d", ResNetConfig("bottleneck", (3, 4, 6, 3)), "resnet50"),
     Variant("resnet2d_18", "resnet2d", ResNetConfig("basic", (2, 2, 2, 2)), "resnet18"),
     Variant("resnet2d_50", "resnet2d", ResNetConfig("bottleneck", (3, 4, 6, 3)), "resnet50"),
-    Variant("r3d_18", "torchvision", VideoResNetConfig(convs="3d"), **_KINETICS),
-    Variant("mc3_18", "torchvision", VideoResNetConfig(convs="mixed"), **_KINETICS),
-    Variant("r2plus1d_18", "torchvision", VideoResNetConfig(convs="2plus1d"), **_KINETICS),
+    Variant("r3d_18", "torchvision", VideoResNetConfig("basic", (2, 2, 2, 2), "3d"), **_KINETICS),
+    Variant("mc3_18", "torchvision", VideoResNetConfig("basic", (2, 2, 2, 2), "mixed"),
+            **_KINETICS),
+    Variant("r2plus1d_18", "torchvision", VideoResNetConfig("basic", (2, 2, 2, 2), "2plus1d"),
+            **_KINETICS),
 )
 
 _REGISTRY: dict[str, Variant] = {}
