@@ -8,25 +8,27 @@ causal convolution:
 - ``skip zeros + pairs``: with the column-pair path forced on (what ``CausalConv3d`` picks for
   bf16 on the CPU; it keeps it off for fp32).
 
-Prints the median time per call and the ratio to ``padded`` for fp32 and bf16 at batch 1 and 8.
+Prints the median time per call and the ratio to ``padded`` for fp32 and bf16 at batch 1 and 8
+(bf16 only where the CPU runs it natively, unless named with ``--dtype``), timed by
+:func:`mictnet.engine.measure.time_interleaved`.
 
-    python benchmarks/bench_entrance.py [--threads 2] [--rounds 5] [--depth 7]
+    python benchmarks/bench_entrance.py [--threads 2] [--rounds 5] [--depth 7] [--dtype fp32 bf16]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 from unittest import mock
 
 import torch
 import torch.nn.functional as F
 
+from mictnet.engine.measure import Timed, check_dtypes, time_interleaved
+from mictnet.engine.precision import DTYPES
 from mictnet.models import CausalConv3d, lookahead_conv
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 BATCHES = (1, 8)
 
 
@@ -46,24 +48,23 @@ def variants(conv: CausalConv3d) -> dict[str, Callable[[torch.Tensor], torch.Ten
     return {"padded": padded, "skip zeros": causal(False), "skip zeros + pairs": causal(True)}
 
 
-def seconds_per_call(call: Callable[[], object], min_time: float = 0.3) -> float:
-    start, n = time.perf_counter(), 0
-    while (elapsed := time.perf_counter() - start) < min_time or n < 2:
-        call()
-        n += 1
-    return elapsed / n
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--depth", type=int, default=7, help="first kernel depth k (default 7)")
+    parser.add_argument("--dtype", nargs="+", choices=["fp32", "bf16"], default=None,
+                        help="default: fp32, and bf16 where the CPU runs it natively")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    asked = args.dtype or ["fp32", "bf16"]
+    skipped = [n for n in check_dtypes(asked, "cpu", explicit=args.dtype is not None) if n.skipped]
+    for note in skipped:
+        print(f"skipped {note.dtype}: {note.reason}")
     cases = []
-    for dtype_name, dtype in DTYPES.items():
+    for dtype_name in [d for d in asked if d not in {n.dtype for n in skipped}]:
+        dtype = DTYPES[dtype_name]
         conv = CausalConv3d(3, 64, (args.depth, 7, 7), (1, 2, 2)).to(dtype)
         conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last_3d)
         for batch in BATCHES:
@@ -75,12 +76,10 @@ def main(argv: list[str] | None = None) -> int:
                 for name, fn in calls.items():
                     got = fn(clip).float()
                     assert (got - want).abs().max() <= 1e-2 * want.abs().max(), name
-            cases += [((dtype_name, batch, name), fn, clip) for name, fn in calls.items()]
-    times: dict[tuple[str, int, str], list[float]] = {key: [] for key, _, _ in cases}
-    with torch.inference_mode():
-        for _ in range(args.rounds):
-            for key, fn, clip in cases:
-                times[key].append(seconds_per_call(lambda fn=fn, clip=clip: fn(clip)))
+            cases += [Timed((dtype_name, batch, name), lambda fn=fn, clip=clip: fn(clip), 1.0)
+                      for name, fn in calls.items()]
+    time_interleaved(cases, "cpu", args.rounds, min_time=0.3)
+    times = {t.key: [1 / calls_per_s for calls_per_s in t.samples] for t in cases}
     print(f"entrance 3->64, {args.depth}x7x7, stride (1,2,2), 16x160x160 channels-last, "
           f"{args.threads} threads; median of {args.rounds} interleaved rounds")
     print(f"{'dtype':<5} {'batch':>5} {'variant':<20} {'ms/call':>8} {'vs padded':>10}")

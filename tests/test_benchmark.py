@@ -3,7 +3,9 @@ calibration and memory, on tiny inputs (fast, not a speed test)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -13,7 +15,11 @@ import torchvision
 from mictnet.cli import main
 from mictnet.engine import measure
 from mictnet.engine.measure import (
+    BenchmarkReport,
     BenchmarkSettings,
+    DtypeNote,
+    PeakResult,
+    RunResult,
     count_flops,
     count_parameters,
     format_table,
@@ -191,6 +197,52 @@ def test_crossval_costs_time_through_the_benchmark():
         ("mict_resnet18",), TINY, (measure.COSTS_BATCH,), ("fp32",), (True,))
     assert cost["frames_per_s"] > 0 and cost["params_m"] > 0 and cost["memory_mb_per_clip"] > 0
     assert cost["frames_per_s_dtype"] == "fp32"
+
+
+def load_bench_models():
+    path = Path(__file__).parents[1] / "benchmarks" / "bench_models.py"
+    spec = importlib.util.spec_from_file_location("bench_models", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def synthetic_report(bf16_native: bool) -> BenchmarkReport:
+    """MiCT at 100 frames/s (75% of the fp32 matmul), the 3D-ResNet at 40 (b1) / 80 (b8)."""
+    settings = BenchmarkSettings(models=("mict_resnet18", "resnet3d_18"),
+                                 channels_last=(False, True), fuse_bn=(True, False), memory=False)
+    notes = [] if bf16_native else [DtypeNote("bf16", "cpu AVX2 has no native bf16", True)]
+    runs = [RunResult(m, d, cl, f, b, fps * (1.9 if d == "bf16" else 1.0))
+            for m in settings.models for d in ("fp32", "bf16") for cl in (False, True)
+            for f in (True, False) for b in (1, 8)
+            for fps in [100.0 if m == "mict_resnet18" else {1: 40.0, 8: 80.0}[b]]]
+    for r in runs:
+        r.fraction_of_peak = 0.75 if r.model == "mict_resnet18" else 0.5
+    report = BenchmarkReport({}, settings, [], [PeakResult("fp32", 4096, 1.0, 1.0, 1.0)], runs,
+                             [], notes)
+    report.runs = [r for r in runs if r.dtype in report.dtypes]
+    return report
+
+
+def test_bench_models_checks_fp32_targets_everywhere_and_bf16_only_where_native(capsys):
+    bench = load_bench_models()
+    native = bench.target_checks(synthetic_report(bf16_native=True))
+    emulated = bench.target_checks(synthetic_report(bf16_native=False))
+    assert len(native) == 10 and len(emulated) == 8  # 2 batches x (folded, kept) x 2, + bf16
+    assert not any("bf16" in what for what, _, _ in emulated)
+    assert {what for what, _, _ in emulated} < {what for what, _, _ in native}
+    assert sum("BN kept" in what for what, _, _ in emulated) == 4
+    measured = {what: (m, t) for what, m, t in native}
+    assert measured["batch 1, BN kept: fp32 frames/s vs resnet3d_18"] == (2.5, 2.5)
+    assert measured["batch 8, BN folded: fp32 fraction of the timed fp32 matmul"] == (0.75, 0.75)
+    assert measured["batch 8, BN folded: bf16+channels-last vs its own fp32"][0] == \
+        pytest.approx(1.9)
+    with mock.patch.object(bench, "run_benchmark", lambda s: synthetic_report(False)), \
+            mock.patch.object(bench, "format_table", lambda r: "table"):
+        assert bench.main([]) == 0
+    out = capsys.readouterr().out
+    assert "SKIP bf16 targets: cpu AVX2 has no native bf16" in out
+    assert out.count("PASS") == 8 and "FAIL" not in out and "keep" in out
 
 
 def test_bad_requests_are_clear_errors(capsys):
