@@ -22,6 +22,8 @@ from mictnet.data import (
     eval_transform,
     read_clip,
 )
+from mictnet.engine.batching import SeededItems
+from mictnet.engine.rng import item_seed
 
 SMALL = {"frames": 8, "crop_size": 32, "resize": (64, 48)}
 CLASSES = ["ApplyEyeMakeup", "HandstandPushups", "YoYo"]
@@ -112,22 +114,16 @@ def test_sampler_recipes():
         ClipSampler(None, "clip")
 
 
-def test_seeded_draws_depend_on_epoch_and_index_also_in_workers(ucf):
-    dataset = UCF101(ucf, 1, True, seed=7, **SMALL)
-    first = [dataset[i][0] for i in range(len(dataset))]
-    assert torch.equal(first[0], dataset[0][0])
-    assert not torch.equal(first[0], first[1])
-    loader = DataLoader(dataset, batch_size=2, num_workers=2)
+def test_seeded_items_draw_the_same_clip_for_the_same_seed_also_in_workers(ucf):
+    """The trainer's one seeding path: an item's draws depend on its seed alone."""
+    items = SeededItems(UCF101(ucf, 1, True, **SMALL))
+    keys = [(i, item_seed(7, 0, i)) for i in range(len(items))]
+    first = [items[key][0] for key in keys]
+    assert torch.equal(first[0], items[keys[0]][0])
+    assert not torch.equal(first[0], items[(0, item_seed(7, 1, 0))][0])
+    loader = DataLoader(items, batch_size=2, num_workers=2, sampler=keys)
     batches = torch.cat([clips for clips, _ in loader])
     assert torch.equal(batches, torch.stack(first))
-    dataset.set_epoch(1)
-    assert not torch.equal(dataset[0][0], first[0])
-    batches = torch.cat([clips for clips, _ in loader])  # fresh workers see the new epoch
-    assert torch.equal(batches[0], dataset[0][0])
-    persistent = DataLoader(dataset, batch_size=3, num_workers=1, persistent_workers=True)
-    next(iter(persistent))
-    dataset.set_epoch(2)  # running workers see it too (shared memory)
-    assert torch.equal(next(iter(persistent))[0][0], dataset[0][0])
 
 
 def test_per_class_flip(ucf):
@@ -178,10 +174,9 @@ def test_truncated_video_trusts_the_real_decode(ucf):
     path = ucf / "HandstandPushups/v_HandStandPushups_g02_c01.avi"  # 40 frames
     data = path.read_bytes()
     path.write_bytes(data[:len(data) // 3])
-    dataset = UCF101(ucf, 1, True, seed=0, **{**SMALL, "frames": 30})
+    dataset = UCF101(ucf, 1, True, **{**SMALL, "frames": 30})
     index = [p for p, _ in dataset.samples].index(str(path))
-    for epoch in range(5):
-        dataset.set_epoch(epoch)
+    for _ in range(5):
         assert dataset[index][0].shape == (3, 30, 32, 32)
 
 
@@ -249,8 +244,7 @@ def test_list_with_absolute_paths_under_a_list_root(tmp_path, make_video):
     listed = build_dataset("list", listing, train=True, list_root=videos,
                            **{**SMALL, "frames": 30})
     assert listed.samples == [(str(videos / "walk/a.avi"), 1), (str(cut), 0)]
-    for epoch in range(3):  # clips planned again on the real count of the truncated file
-        listed.set_epoch(epoch)
+    for _ in range(3):  # clips planned again on the real count of the truncated file
         assert listed[1][0].shape == (3, 30, 32, 32)
     with pytest.raises(ValueError, match="list_root applies to the 'list' dataset only"):
         build_dataset("folder", videos, list_root=videos)
@@ -329,7 +323,7 @@ def test_prepared_frames_cache(ucf, tmp_path, capsys):
         assert error < 0.3 and error < (clip - later).abs().mean() / 2
     whole = UCF101(ucf, 1, False, cache=cache, **{**SMALL, "frames": None, "mode": "video"})
     assert [whole[i][0].shape[1] for i in range(3)] == [24, 40, 24]
-    train = UCF101(ucf, 1, True, cache=cache, seed=0, **SMALL)
+    train = UCF101(ucf, 1, True, cache=cache, **SMALL)
     assert train[0][0].shape == (3, 8, 32, 32)
 
     source = ucf / "YoYo/v_YoYo_g01_c01.avi"

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .decode import VideoError, VideoInfo, read_video, split_clips
+from .transforms import RESIZE
 
 log = logging.getLogger(__name__)
 MAGIC = b"MICTJPG1"
@@ -39,7 +40,7 @@ def _source_stamp(source: str | Path) -> dict:
     return {"source_size": stat.st_size, "source_mtime_ns": stat.st_mtime_ns}
 
 
-def write_prepared(source: str | Path, target: str | Path, size: tuple[int, int] = (256, 192),
+def write_prepared(source: str | Path, target: str | Path, size: tuple[int, int] = RESIZE,
                    quality: int = 90) -> VideoInfo:
     """Decode ``source``, resize every frame to ``size`` (width, height), write ``target``.
 
@@ -178,7 +179,7 @@ def _prepare_one(job: tuple[str, str, tuple[int, int], int]
 
 
 def prepare_videos(videos: Sequence[tuple[str, str]], cache_dir: str | Path,
-                   size: tuple[int, int] = (256, 192), quality: int = 90, workers: int = 1,
+                   size: tuple[int, int] = RESIZE, quality: int = 90, workers: int = 1,
                    progress: bool = True) -> PrepareReport:
     """Prepare ``(source path, path relative to the root)`` videos under ``cache_dir``; files
     whose source, size and quality did not change are kept."""

@@ -14,7 +14,6 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -22,7 +21,7 @@ from .cache import PreparedReader, cache_path
 from .decode import VideoError, VideoReader
 from .sampling import ClipSampler
 from .splits import SampleList, official_split, parse_video_list, scan_video_folder
-from .transforms import eval_transform, train_transform
+from .transforms import RESIZE, eval_transform, train_transform
 
 BAD_REASONS = ("missing", "empty", "unreadable", "no-frames", "truncated", "bad-request")
 MAX_REPLACEMENTS = 20
@@ -35,23 +34,23 @@ class ClipOptions:
 
     ``flip``: ``True`` lets every class be mirrored, ``False`` none, a collection of class names
     only those. ``skip_bad``: replace a video that fails to decode by another sample and record
-    it in ``dataset.bad_videos`` instead of raising. ``seed``: draws depend only on
-    ``(seed, epoch, index)`` (see :meth:`VideoDataset.set_epoch`); ``None`` uses torch's global
-    generator (seeded per DataLoader worker). ``cache``: read the frames that ``mict prepare``
-    wrote to that folder instead of decoding the videos. ``transform`` replaces the built-in
-    one; it is called as ``transform(uint8 T×H×W×3 tensor, flip=bool, generator=...)``.
+    it in ``dataset.bad_videos`` instead of raising. Random draws come from torch's global
+    generator (seeded per DataLoader worker; the trainer seeds it per item, see
+    :class:`mictnet.engine.batching.SeededItems`). ``cache``: read the frames that
+    ``mict prepare`` wrote to that folder instead of decoding the videos. ``transform`` replaces
+    the built-in one; it is called as
+    ``transform(uint8 T×H×W×3 tensor, flip=bool, generator=None)``.
     """
 
     frames: int | None = 16
     crop_size: int = 160
-    resize: tuple[int, int] = (256, 192)
+    resize: tuple[int, int] = RESIZE
     mode: str = "clip"
     num_clips: int = 1
     flip: bool | Collection[str] = True
     jitter: float = 0.5
     max_stride: int = 4
     skip_bad: bool = False
-    seed: int | None = None
     seek: bool = True
     cache: str | Path | None = None
     transform: Callable[..., torch.Tensor] | None = None
@@ -89,7 +88,6 @@ class VideoDataset(Dataset):
         self.samples = self._existing(full, source)
         self._prepared = self._prepared_paths(opts.cache) if opts.cache is not None else {}
         self._bad = torch.zeros(len(self.samples), dtype=torch.int8).share_memory_()
-        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
     def _flippable(self, flip: bool | Collection[str]) -> list[bool]:
         if isinstance(flip, bool):
@@ -138,10 +136,6 @@ class VideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch for seeded draws (shared with running DataLoader workers)."""
-        self._epoch.fill_(epoch)
-
     @property
     def bad_videos(self) -> list[tuple[str, str]]:
         """``(path, problem)`` of every video skipped so far (``skip_bad=True``)."""
@@ -151,22 +145,15 @@ class VideoDataset(Dataset):
             found.setdefault(path, BAD_REASONS[int(self._bad[i]) - 1])
         return sorted(found.items())
 
-    def generator(self, index: int) -> torch.Generator | None:
-        """The generator for item ``index`` in the current epoch (``None`` without a seed)."""
-        if self.options.seed is None:
-            return None
-        seed = np.random.SeedSequence([self.options.seed, int(self._epoch), index])
-        return torch.Generator().manual_seed(int(seed.generate_state(1, np.uint64)[0] >> 1))
-
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[index]
         if not self.options.skip_bad:
-            return self.load(path, label, self.generator(index)), label
+            return self.load(path, label), label
         for attempt in range(MAX_REPLACEMENTS):
             i = (index + attempt * 7919) % len(self.samples)
             path, label = self.samples[i]
             try:
-                return self.load(path, label, self.generator(i)), label
+                return self.load(path, label), label
             except VideoError as err:
                 self._bad[i] = BAD_REASONS.index(err.reason) + 1
                 self._messages[path] = err.problem
@@ -186,7 +173,6 @@ class VideoDataset(Dataset):
         flip = self.flippable[label]
         out = [self.transform(torch.from_numpy(c), flip=flip, generator=generator) for c in clips]
         return torch.stack(out) if self.sampler.mode == "multiclip" else out[0]
-
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(root={str(self.root)!r}, {len(self)} videos, "

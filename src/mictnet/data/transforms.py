@@ -22,6 +22,7 @@ from torch import nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+RESIZE = (256, 192)  # the published recipe: width, height of the frames before cropping
 CROP_SCALES = (128 / 192, 144 / 192, 160 / 192, 176 / 192, 1.0)  # of the resized height
 MAX_ASPECT = 1.5
 _GRAY = (0.299, 0.587, 0.114)
@@ -45,7 +46,7 @@ class ClipTransform:
 
     train: bool
     crop_size: int = 160
-    resize: tuple[int, int] = (256, 192)  # width, height
+    resize: tuple[int, int] = RESIZE  # width, height
     flip: bool = True
     jitter: float = 0.5
 
@@ -120,13 +121,13 @@ class ClipTransform:
         return x.mul_(scale.view(3, 1, 1, 1)).add_(shift.view(3, 1, 1, 1))
 
 
-def train_transform(crop_size: int = 160, resize: tuple[int, int] = (256, 192), flip: bool = True,
+def train_transform(crop_size: int = 160, resize: tuple[int, int] = RESIZE, flip: bool = True,
                     jitter: float = 0.5) -> ClipTransform:
     """The published training augmentation (see the module docstring)."""
     return ClipTransform(True, crop_size, tuple(resize), flip, jitter)
 
 
-def eval_transform(crop_size: int = 160, resize: tuple[int, int] = (256, 192)) -> ClipTransform:
+def eval_transform(crop_size: int = 160, resize: tuple[int, int] = RESIZE) -> ClipTransform:
     """Resize and centre crop, then normalise."""
     return ClipTransform(False, crop_size, tuple(resize), False, 0.0)
 

@@ -28,11 +28,11 @@ from typing import Any, Literal
 import yaml
 
 from ..data.datasets import DATASETS
+from ..data.transforms import RESIZE
 from .precision import AMP_MODES
 
 AmpMode = Literal[AMP_MODES]  # type: ignore[valid-type]
 DatasetName = Literal[DATASETS]  # type: ignore[valid-type]
-RESIZE = (256, 192)  # the published recipe: width, height before cropping
 
 
 def path_value(text: str) -> str:
