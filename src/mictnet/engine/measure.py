@@ -30,6 +30,7 @@ activations; ``activation_mb`` is the part added by the forward pass alone.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import math
@@ -40,7 +41,7 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -345,14 +346,31 @@ def _rss_bytes() -> int:
 
 
 def dtype_reason(dtype: str, device: str) -> str | None:
-    """Why ``device`` does not run ``dtype`` natively; None where it does."""
+    """Why ``device`` does not run ``dtype`` natively; None where it does.
+
+    On the CPU the timed check of :func:`~mictnet.engine.precision.cpu_speedup` runs on one
+    thread: with two threads on a busy core, each small fp32 product can wait a scheduler
+    time slice for the second thread and look as slow as an emulated one (seen on a shared
+    2-core machine: an emulated bf16 at 1.2x "fp32 speed" instead of 0.02x)."""
     dev = torch.device(device)
-    if is_native(DTYPES[dtype], dev):
-        return None
     if dev.type == "cuda":
-        return f"{torch.cuda.get_device_name(dev)} has no native {dtype}"
-    speed = cpu_speedup(DTYPES[dtype])
+        native = is_native(DTYPES[dtype], dev)
+        return None if native else f"{torch.cuda.get_device_name(dev)} has no native {dtype}"
+    with _threads(1):
+        if is_native(DTYPES[dtype], dev):
+            return None
+        speed = cpu_speedup(DTYPES[dtype])
     return f"{cpu_name()} has no native {dtype} (its matmul runs at {speed:.2g}x fp32 speed)"
+
+
+@contextlib.contextmanager
+def _threads(n: int) -> Iterator[None]:
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def check_dtypes(dtypes: Iterable[str], device: str, explicit: bool) -> list[DtypeNote]:
@@ -472,13 +490,8 @@ def time_interleaved(timed: list[Timed], device: str, rounds: int, min_time: flo
 
 def run_benchmark(settings: BenchmarkSettings, progress: bool = True) -> BenchmarkReport:
     """Measure every configuration of ``settings`` (see the module docstring)."""
-    old_threads = torch.get_num_threads()
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    try:
+    with _threads(settings.threads or torch.get_num_threads()):
         return _run(settings, torch.get_num_threads(), progress)
-    finally:
-        torch.set_num_threads(old_threads)
 
 
 def _run(s: BenchmarkSettings, threads: int, progress: bool) -> BenchmarkReport:
