@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import errno
+import io
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
+from mictnet.engine import checkpoint as checkpoint_module
 from mictnet.engine.batching import build_loaders
 from mictnet.engine.checkpoint import (
     CheckpointMeta,
+    DiskFullError,
     load_checkpoint,
     load_model,
+    remove_stale_temp_files,
     save_checkpoint,
 )
 from mictnet.engine.train import Trainer
@@ -69,15 +75,74 @@ def test_missing_file(tmp_path: Path) -> None:
         load_model(tmp_path / "nothing.pt")
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+@pytest.mark.parametrize("damage", ["truncate", "empty"])
 def test_truncated_or_corrupt_file(tmp_path: Path, damage: str) -> None:
     path = tmp_path / "a.pt"
     save_tiny(path)
     data = path.read_bytes()
-    path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"\x00junk" * 100,
-                      "empty": b""}[damage])
+    path.write_bytes({"truncate": data[: len(data) // 2], "empty": b""}[damage])
     with pytest.raises(ValueError, match=r"a\.pt: truncated or corrupt checkpoint"):
         load_model(path)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo unpickled",))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+@pytest.mark.parametrize("content", ["random", "garbage", "text", "malicious", "pickle"])
+def test_foreign_or_malicious_file_is_refused_without_unsafe_advice(tmp_path: Path,
+                                                                    content: str) -> None:
+    import pickle
+
+    buffer = io.BytesIO()
+    torch.save({"model": _Evil(), "state_dict": {}}, buffer)
+    data = {"random": os.urandom(4096), "garbage": b"\x00junk" * 100,
+            "text": b"hello world\n" * 20, "malicious": buffer.getvalue(),
+            "pickle": pickle.dumps(_Evil())}[content]
+    path = tmp_path / "a.pt"
+    path.write_bytes(data)
+    with pytest.raises(ValueError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert "weights_only" not in message and "Re-running" not in message
+    assert "will not unpickle arbitrary objects" in message and "truncated" not in message
+    expected = "not a safe checkpoint" if content == "malicious" else "not a mictnet checkpoint"
+    assert message.startswith(f"{path}: ") and expected in message
+
+
+@pytest.mark.parametrize("failure", [
+    OSError(errno.ENOSPC, "No space left on device"),
+    RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 128 vs 64"),
+])
+def test_disk_full_names_the_device_and_keeps_the_previous_checkpoint(
+        tmp_path: Path, monkeypatch, failure: Exception) -> None:
+    path = tmp_path / "last.pt"
+    save_tiny(path)
+    before = path.read_bytes()
+
+    def full_disk(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise failure
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", full_disk)
+    with pytest.raises(DiskFullError) as info:
+        save_tiny(path)
+    message = str(info.value)
+    assert message.startswith("no space left on ") and "mounted at" in message
+    assert f"while writing {path}; the previous checkpoint {path} is intact" in message
+    assert "enforce fail" not in message and "Errno" not in message
+    assert path.read_bytes() == before and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_stale_temp_files_of_killed_writes_are_removed(tmp_path: Path) -> None:
+    stale = [tmp_path / ".last.pt.abc123.tmp", tmp_path / ".best.pt.x.tmp"]
+    kept = [tmp_path / "last.pt", tmp_path / ".other.pt.x.tmp", tmp_path / "notes.tmp"]
+    for p in stale + kept:
+        p.write_bytes(b"x")
+    assert remove_stale_temp_files(tmp_path) == sorted(stale)
+    assert all(p.exists() for p in kept) and not any(p.exists() for p in stale)
 
 
 def test_plain_state_dict_is_not_a_checkpoint(tmp_path: Path) -> None:

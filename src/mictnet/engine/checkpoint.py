@@ -9,7 +9,9 @@ rename), so a crash leaves the previous complete checkpoint in place.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,16 @@ from torch import nn
 from ..models import ModelSpec, build_model
 
 FORMAT_VERSION = 1
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
+CHECKPOINT_NAMES = ("last.pt", "best.pt")  # the checkpoints of a run folder
+_DISK_FULL_TEXT = ("unexpected pos", "No space left", "file write failed")  # torch's writer
+
+
+class DiskFullError(OSError):
+    """No space left while writing a checkpoint; the previous file is intact."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
 
 
 @dataclass
@@ -47,11 +59,37 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             return model
 
 
+def temp_name_prefix(path: Path) -> str:
+    """The prefix of :func:`atomic_save`'s temp files for ``path`` (``.last.pt.``)."""
+    return f".{path.name}."
+
+
+def stale_temp_files(folder: str | Path, names: tuple[str, ...] = CHECKPOINT_NAMES
+                     ) -> list[Path]:
+    """Temp files :func:`atomic_save` left in ``folder`` for ``names`` (killed mid-write)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for name in names
+                  for p in folder.glob(f"{temp_name_prefix(folder / name)}*.tmp") if p.is_file())
+
+
+def remove_stale_temp_files(folder: str | Path) -> list[Path]:
+    """Delete the checkpoint temp files a killed run left in ``folder``; returns them."""
+    stale = stale_temp_files(folder)
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temp file in the same folder, fsync it, then rename over ``path``."""
+    """``torch.save`` to a temp file in the same folder, fsync it, then rename over ``path``.
+
+    A full disk raises :class:`DiskFullError` naming the file system and the file (``path``
+    itself, if it existed, is left as it was)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_name_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
@@ -63,9 +101,37 @@ def atomic_save(obj: Any, path: str | Path) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if _is_disk_full(err):
+            raise DiskFullError(errno.ENOSPC, _disk_full_message(path)) from err
         raise
+
+
+def _is_disk_full(err: BaseException) -> bool:
+    if isinstance(err, OSError):
+        return err.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(err, RuntimeError) and any(t in str(err) for t in _DISK_FULL_TEXT)
+
+
+def _disk_full_message(path: Path) -> str:
+    previous = (f"the previous checkpoint {path} is intact" if path.is_file()
+                else f"no earlier {path.name} existed")
+    return f"no space left on {_mount_point(path)} while writing {path}; {previous}"
+
+
+def _mount_point(path: Path) -> str:
+    """The file system ``path`` is on: its mount point (and device, where /proc tells it)."""
+    mount = path.resolve().parent
+    while not os.path.ismount(mount) and mount != mount.parent:
+        mount = mount.parent
+    try:
+        with open("/proc/mounts", encoding="utf-8") as f:
+            devices = {line.split()[1]: line.split()[0] for line in f if len(line.split()) > 1}
+    except OSError:
+        devices = {}
+    device = devices.get(str(mount))
+    return f"{device} (mounted at {mount})" if device else f"the disk mounted at {mount}"
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta,
@@ -100,14 +166,30 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"{path}: truncated or corrupt checkpoint ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else ''})") from None
+        raise ValueError(_load_error(path, err)) from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{path}: not a mictnet checkpoint (no model description or weights)")
     if ckpt.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(f"{path}: checkpoint format {ckpt['format_version']} is newer than "
                          f"this mictnet understands ({FORMAT_VERSION})")
     return ckpt
+
+
+def _load_error(path: Path, err: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused ``path``, without torch's advice to retry
+    unsafely."""
+    text = str(err)
+    unsafe = re.search(r"GLOBAL ([\w.]+)", text)
+    if unsafe:
+        return (f"{path}: not a safe checkpoint: it asks to import {unsafe.group(1)}; mictnet "
+                "loads only tensors and plain values and will not unpickle arbitrary objects")
+    with path.open("rb") as f:
+        head = f.read(len(ZIP_MAGIC))
+    if head == ZIP_MAGIC or not head:
+        what = "empty file" if not head else text.split(". ")[0] or type(err).__name__
+        return f"{path}: truncated or corrupt checkpoint ({what})"
+    return (f"{path}: not a mictnet checkpoint (not a file written by torch.save with tensors "
+            "and plain values); mictnet will not unpickle arbitrary objects")
 
 
 def checkpoint_meta(ckpt: dict[str, Any]) -> CheckpointMeta:
