@@ -106,3 +106,80 @@ def test_crossval_table(videos: Path, tmp_path: Path, capsys) -> None:
     table = (out / "crossval.md").read_text()
     assert "| tiny_video_net | 2 |" in table and "±" in table
     assert table in capsys.readouterr().out
+
+
+def test_crossval_reuses_only_the_same_finished_run(videos: Path, tmp_path: Path,
+                                                    capsys) -> None:
+    out = tmp_path / "cv"
+    argv = ["crossval", "--root", str(videos), "--folds", "1", "--epochs", "1", "--out",
+            str(out), *FAST]
+    assert main(argv) == 0
+    table = (out / "crossval.md").read_text()
+    assert "±" not in table and "±" not in capsys.readouterr().out  # one split: no spread
+    assert json.loads((out / "crossval.json").read_text())["top1_std"] is None
+    weights = (out / "split1" / "last.pt").read_bytes()
+
+    assert main([*argv, "--model", "resnet2d_18"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out / 'split1'} holds another run" in err
+    assert "model.name: tiny_video_net (saved) != resnet2d_18 (requested)" in err
+    assert main([*argv, "--epochs", "2"]) == 2
+    assert "schedule.epochs: 1 (saved) != 2 (requested)" in capsys.readouterr().err
+    assert (out / "split1" / "last.pt").read_bytes() == weights  # nothing touched
+
+    progress = [a for a in argv if a != "--no-progress"]  # a runtime key may differ
+    assert main(progress) == 0
+    assert (out / "split1" / "last.pt").read_bytes() == weights  # reused, not retrained
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(run: Path, tmp_path: Path,
+                                                    capsys) -> None:
+    import shutil
+
+    import torch
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    ckpt = torch.load(copy / "last.pt", weights_only=True)
+    ckpt["config"]["optim"]["lr"] = 0.1
+    ckpt["config"]["model"]["dropout"] = 0.3
+    torch.save(ckpt, copy / "last.pt")
+    before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
+    assert main(["train", "--resume", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert f"{copy / 'last.pt'} is not this run folder's checkpoint" in err
+    assert "optim.lr: 0.05 (saved) != 0.1 (requested)" in err
+    assert "model.dropout: 0.0 (saved) != 0.3 (requested)" in err
+    assert {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()} == before
+
+
+def test_train_out_refuses_a_folder_with_files_and_overwrite_moves_them_aside(
+        videos: Path, tmp_path: Path, capsys) -> None:
+    argv = ["train", "--root", str(videos), "--epochs", "1", *FAST]
+    killed = tmp_path / "killed"  # stopped before its first last.pt
+    killed.mkdir()
+    old = {"config.yaml": b"model: {}\n", "best.pt": b"old best", "metrics.csv": b"epoch\n"}
+    for name, data in old.items():
+        (killed / name).write_bytes(data)
+    assert main([*argv, "--out", str(killed)]) == 2
+    err = capsys.readouterr().err
+    assert f"{killed} already holds a run (best.pt, config.yaml, metrics.csv)" in err
+    assert "--overwrite" in err and len(err.splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in killed.iterdir()} == old
+
+    assert main([*argv, "--out", str(killed), "--overwrite"]) == 0
+    [previous] = killed.glob("previous-*")
+    assert {p.name: p.read_bytes() for p in previous.iterdir()} == old
+    assert (killed / "last.pt").is_file() and "epoch" in (killed / "train.log").read_text()
+
+    stale = tmp_path / "stale"  # SIGKILL during a checkpoint write: only its temp file
+    stale.mkdir()
+    (stale / ".last.pt.k2j3h4.tmp").write_bytes(b"half a checkpoint")
+    assert main([*argv, "--out", str(stale)]) == 0
+    assert not list(stale.glob(".*.tmp")) and (stale / "last.pt").is_file()
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    assert main([*argv, "--out", str(a_file)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a folder" in err and "Traceback" not in err

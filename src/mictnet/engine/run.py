@@ -9,26 +9,34 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .batching import build_loaders
 from .build_data import eval_dataset, test_dataset, train_dataset
-from .checkpoint import load_checkpoint, load_model
+from .checkpoint import load_checkpoint, load_model, remove_stale_temp_files
+from .config_flags import config_flags
 from .distributed import env_dist_info, resolve_device
 from .evaluate import EvalReport, evaluate_model
 from .precision import resolve_amp
 from .train import Trainer, TrainResult
-from .train_config import TrainConfig, config_from_dict
+from .train_config import TrainConfig, config_from_dict, load_config
 
 log = logging.getLogger("mictnet")
 
 RunStatus = Literal["new", "unfinished", "finished"]
+PREVIOUS = "previous-"  # folders of a run folder's moved-aside files: previous-<time>
 
 
 def train_run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> TrainResult:
-    """Build the datasets and loaders of ``cfg`` and train (or resume) in ``run_dir``."""
+    """Build the datasets and loaders of ``cfg`` and train (or resume) in ``run_dir``.
+
+    A resume first checks that ``last.pt`` belongs to the run folder (:func:`check_resumable`).
+    """
+    if resume:
+        check_resumable(run_dir)
     train = train_dataset(cfg.data)
     test = test_dataset(cfg.data)
     trainer = Trainer(cfg, run_dir, build_loaders(cfg, train, test), train.classes,
@@ -41,9 +49,73 @@ def train_run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) ->
     return result
 
 
-def run_status(run_dir: str | Path, epochs: int) -> RunStatus:
-    """Whether ``run_dir`` holds no readable checkpoint, an unfinished or a finished run."""
-    last = Path(run_dir) / "last.pt"
+# ----------------------------------------------------------------------------- comparing configs
+
+def resumable_keys() -> frozenset[str]:
+    """``SECTION.KEY`` of the options a run may change when resumed (workers, device...)."""
+    return frozenset(f.key for f in config_flags() if f.resumable)
+
+
+def config_differences(saved: dict[str, Any], requested: dict[str, Any], *,
+                       source: str = "saved config") -> list[str]:
+    """``"model.name: a (saved) != b (requested)"`` for every key whose resolved value
+    differs, ignoring :func:`resumable_keys`; both dicts are resolved over the defaults first."""
+    old = _flat(config_from_dict(saved, source=source).to_dict())
+    new = _flat(config_from_dict(requested).to_dict())
+    ignored = resumable_keys()
+    return [f"{key}: {old.get(key)} (saved) != {new.get(key)} (requested)"
+            for key in sorted(old.keys() | new.keys())
+            if key not in ignored and old.get(key) != new.get(key)]
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _differences_error(what: str, differences: list[str], advice: str) -> ValueError:
+    return ValueError(f"{what}: " + "; ".join(differences) + f". {advice}")
+
+
+def check_resumable(run_dir: str | Path) -> dict[str, Any]:
+    """``run_dir/last.pt`` (loaded), after checking that its configuration is the one in the
+    folder's ``config.yaml``: a checkpoint of another run is refused before anything is
+    touched."""
+    run_dir = Path(run_dir)
+    last, saved = run_dir / "last.pt", run_dir / "config.yaml"
+    ckpt = load_checkpoint(last)
+    if saved.is_file():
+        folder_cfg = load_config(saved).to_dict()
+        differences = config_differences(folder_cfg, ckpt.get("config") or {},
+                                         source=str(saved))
+        if differences:
+            raise _differences_error(
+                f"{last} is not this run folder's checkpoint ({saved} differs; 'saved' is "
+                "config.yaml, 'requested' the checkpoint)", differences,
+                "Put back the run's own last.pt, or resume the checkpoint's own run folder")
+    return ckpt
+
+
+# ----------------------------------------------------------------------------- run folders
+
+def run_status(run_dir: str | Path, epochs: int, config: TrainConfig | None = None
+               ) -> RunStatus:
+    """Whether ``run_dir`` holds no readable checkpoint, an unfinished or a finished run.
+
+    With ``config``, the run must be the one asked for: the configuration saved in the folder
+    (its ``last.pt``, else its ``config.yaml``) must equal ``config`` (resumable keys aside),
+    else a ``ValueError`` names the differing keys; a ``last.pt`` that does not load is an
+    error too, instead of ``"new"``.
+    """
+    run_dir = Path(run_dir)
+    if config is not None:
+        return _requested_run_status(run_dir, epochs, config)
+    last = run_dir / "last.pt"
     if not last.is_file():
         return "new"
     try:
@@ -51,6 +123,28 @@ def run_status(run_dir: str | Path, epochs: int) -> RunStatus:
     except (ValueError, KeyError, TypeError):
         return "new"  # unreadable: start again
     return "finished" if done >= epochs else "unfinished"
+
+
+def _requested_run_status(run_dir: Path, epochs: int, config: TrainConfig) -> RunStatus:
+    last, saved = run_dir / "last.pt", run_dir / "config.yaml"
+    ckpt = None
+    if last.is_file():
+        ckpt = check_resumable(run_dir)
+        source, stored = str(last), ckpt.get("config") or {}
+    elif saved.is_file():
+        source, stored = str(saved), load_config(saved).to_dict()
+    else:
+        return "new"
+    differences = config_differences(stored, config.to_dict(), source=source)
+    if differences:
+        raise _differences_error(f"{run_dir} holds another run ({source})", differences,
+                                 "Give another --out, or move the folder away")
+    if ckpt is None:
+        return "new"
+    state = ckpt.get("training_state")
+    if not state:
+        raise ValueError(f"{last}: holds no training state to resume from")
+    return "finished" if int(state["epoch"]) >= epochs else "unfinished"
 
 
 def prepare_run(run_dir: str | Path, epochs: int, *, restart_finished: bool = False
@@ -64,6 +158,53 @@ def prepare_run(run_dir: str | Path, epochs: int, *, restart_finished: bool = Fa
         shutil.rmtree(run_dir)
         return "new"
     return status
+
+
+def claim_run_dir(run_dir: str | Path, *, overwrite: bool = False) -> Path | None:
+    """Make ``run_dir`` ready for a new run: stale checkpoint temp files (a write killed midway)
+    are removed; a folder still holding files is refused, or with ``overwrite`` its files are
+    moved into ``run_dir/previous-<time>/`` (returned; nothing is deleted)."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FileExistsError(f"{run_dir}: exists and is not a folder; choose another --out")
+    for path in remove_stale_temp_files(run_dir):
+        log.info("removed %s, a checkpoint write that never finished", path)
+    entries = _run_files(run_dir)
+    if not entries:
+        return None
+    if not overwrite:
+        names = ", ".join(p.name for p in entries[:6]) + (", ..." if len(entries) > 6 else "")
+        advice = (f"continue it with mict train --resume {run_dir}, "
+                  if (run_dir / "last.pt").is_file() else "")
+        raise FileExistsError(
+            f"{run_dir} already holds a run ({names}): {advice}give --overwrite to move its "
+            f"files into {run_dir}/{PREVIOUS}<time>/, or choose another --out")
+    return move_aside(run_dir, entries)
+
+
+def _run_files(run_dir: Path) -> list[Path]:
+    """The entries of ``run_dir`` except moved-aside folders."""
+    if not run_dir.is_dir():
+        return []
+    return sorted(p for p in run_dir.iterdir()
+                  if not (p.is_dir() and p.name.startswith(PREVIOUS)))
+
+
+def move_aside(run_dir: Path, entries: list[Path] | None = None) -> Path:
+    """Move ``entries`` (default: every file of the run) into a new ``previous-<time>``
+    folder of ``run_dir``; returns it."""
+    entries = _run_files(run_dir) if entries is None else entries
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = run_dir / f"{PREVIOUS}{stamp}"
+    n = 1
+    while target.exists():
+        n += 1
+        target = run_dir / f"{PREVIOUS}{stamp}-{n}"
+    target.mkdir()
+    for path in entries:
+        path.rename(target / path.name)
+    log.warning("moved the earlier files of %s into %s", run_dir, target)
+    return target
 
 
 def evaluate_checkpoint(checkpoint: str | Path, *, dataset: str | None = None,

@@ -31,7 +31,13 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from ..models import build_model, to_channels_last
 from . import distributed as D
 from .batching import Loaders
-from .checkpoint import CheckpointMeta, load_checkpoint, load_weights, save_checkpoint
+from .checkpoint import (
+    CheckpointMeta,
+    load_checkpoint,
+    load_weights,
+    remove_stale_temp_files,
+    save_checkpoint,
+)
 from .distributed import resolve_device
 from .metrics import topk_correct
 from .precision import resolve_precision
@@ -159,6 +165,9 @@ class Trainer:
         self.last_save = time.monotonic()
 
         seed_everything(rt.seed + self.dist.rank)  # dropout streams differ between processes
+        if self.is_main:
+            for path in remove_stale_temp_files(self.run_dir):
+                log.info("removed %s, a checkpoint write that never finished", path)
         if resume:
             self._load_state(self.run_dir / "last.pt")
         elif self.is_main:

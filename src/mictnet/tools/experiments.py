@@ -28,7 +28,14 @@ from ..engine.evaluate import EvalReport
 from ..engine.measure import model_costs
 from ..engine.plots import plot_accuracy_vs_length, plot_training_curves
 from ..engine.precision import AMP_MODES
-from ..engine.run import evaluate_checkpoint, run_status, save_report, train_run
+from ..engine.run import (
+    claim_run_dir,
+    evaluate_checkpoint,
+    move_aside,
+    run_status,
+    save_report,
+    train_run,
+)
 from ..engine.train_config import DataConfig, TrainConfig, config_from_dict, load_config
 
 log = logging.getLogger("mictnet")
@@ -63,9 +70,8 @@ def _train_command(args: argparse.Namespace) -> int:
         if env_dist_info().enabled and not args.out:
             raise ValueError("with torchrun, give the run folder: --out RUNDIR")
         run_dir = Path(args.out) if args.out else default_run_dir(cfg)
-        if (run_dir / "last.pt").exists():
-            raise ValueError(f"{run_dir} already holds a run: continue it with "
-                             f"mict train --resume {run_dir}, or choose another --out")
+        if env_dist_info().is_main:
+            claim_run_dir(run_dir, overwrite=args.overwrite)
         resume = False
     result = train_run(cfg, run_dir, resume=resume)
     return 130 if result.interrupted else 0
@@ -76,7 +82,8 @@ def resume_config(args: argparse.Namespace) -> tuple[TrainConfig, Path, bool]:
     run_dir = Path(args.resume)
     flags = given_flags(args)
     given = [f.option for f in flags if not f.resumable]
-    given += [f"--{d}" for d in ("preset", "config", "set", "out") if getattr(args, d, None)]
+    given += [f"--{d}" for d in ("preset", "config", "set", "out", "overwrite")
+              if getattr(args, d, None)]
     if given:
         allowed = ", ".join(f.option for f in config_flags() if f.resumable)
         raise ValueError(f"--resume continues a run with its own configuration; drop "
@@ -89,6 +96,8 @@ def resume_config(args: argparse.Namespace) -> tuple[TrainConfig, Path, bool]:
         log.info("%s has no checkpoint yet: starting its configuration from the beginning",
                  run_dir)
         cfg = load_config(saved)
+        if env_dist_info().is_main:
+            move_aside(run_dir)  # the killed attempt's best.pt, metrics.csv and log stay
         resume = False
     else:
         raise FileNotFoundError(f"{run_dir}: no last.pt or config.yaml to resume from")
@@ -127,20 +136,26 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- crossval
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+def _mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and standard deviation (``None`` for a single value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def _pm(values: list[float]) -> str:
+    """``"25.0 ± 1.2"`` in percent; a single split has no ±."""
+    mean, std = _mean_std([100 * v for v in values])
+    return f"{mean:.1f}" if std is None else f"{mean:.1f} ± {std:.1f}"
 
 
 def crossval_table(name: str, rows: list[dict[str, Any]], cost: dict[str, float],
                    device: str) -> str:
     """The Markdown table of a cross-validation."""
-    t1 = _mean_std([100 * r["top1"] for r in rows])
-    t5 = _mean_std([100 * r["top5"] for r in rows])
     lines = [
         f"| model | splits | top-1 (%) | top-5 (%) | params (M) | memory/clip (MB) | "
         f"frames/s ({device}) |",
         "|---|---|---|---|---|---|---|",
-        f"| {name} | {len(rows)} | {t1[0]:.1f} ± {t1[1]:.1f} | {t5[0]:.1f} ± {t5[1]:.1f} | "
+        f"| {name} | {len(rows)} | {_pm([r['top1'] for r in rows])} | "
+        f"{_pm([r['top5'] for r in rows])} | "
         f"{cost['params_m']:.1f} | {cost['memory_mb_per_clip']:.1f} | "
         f"{cost['frames_per_s']:.0f} |",
         "",
@@ -169,10 +184,12 @@ def _crossval_command(args: argparse.Namespace) -> int:
     for split in args.folds:
         cfg = replace(base, data=replace(base.data, split=split))
         run_dir = out / f"split{split}"
-        status = run_status(run_dir, cfg.schedule.epochs)
+        status = run_status(run_dir, cfg.schedule.epochs, cfg)  # the same run, or an error
         if status == "finished":
-            log.info("split %d: already trained in %s", split, run_dir)
+            log.info("split %d: already trained in %s (same configuration)", split, run_dir)
         else:
+            if status == "new" and dist.is_main:
+                claim_run_dir(run_dir, overwrite=True)  # a killed attempt's files kept aside
             train_run(cfg, run_dir, resume=status == "unfinished")
         if not dist.is_main:
             barrier()  # wait for the main process's evaluation
@@ -288,7 +305,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "Several GPUs/machines: torchrun --nproc_per_node N -m mictnet.cli train "
                     "... --out RUNDIR.")
     add_config_flags(p)
-    p.add_argument("--out", metavar="RUNDIR", help="run folder (default runs/<name>-<time>)")
+    p.add_argument("--out", metavar="RUNDIR", help="run folder (default runs/<name>-<time>); "
+                                                   "one that holds files is refused")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start anew in a --out folder that holds files: they are moved into "
+                        "RUNDIR/previous-<time>/ (nothing is deleted)")
     p.add_argument("--resume", metavar="RUNDIR", help="continue the run in RUNDIR")
     p.set_defaults(func=run_train)
 
