@@ -390,9 +390,9 @@ def matmul_size(product_seconds: Callable[[int], float], max_size: int,
                 budget: float = PRODUCT_SECONDS, start: int = 256) -> int:
     """The largest power of two up to ``max_size`` whose n×n product takes at most ``budget``.
 
-    Doubles n from ``start`` while 8× the time of the last product (the cost of the next) fits,
-    so no product timed here — a slow, emulated dtype included — takes much longer than
-    ``budget``; a small product is less efficient, so the prediction errs on the safe side.
+    Doubles n from ``start`` while 8× the time of the last product (the predicted cost of the
+    next) fits, so no product — a slow, emulated dtype's included — takes much longer than
+    ``budget`` (up to about 2× where small products run faster, as emulated bf16's do).
     """
     n = start
     elapsed = product_seconds(n)
