@@ -14,6 +14,7 @@ from mictnet.data.transforms import eval_transform
 from mictnet.engine.checkpoint import CheckpointMeta, save_checkpoint
 from mictnet.inference import Predictor, clip_indices, load
 from mictnet.models import build_model
+from mictnet.tools.predict import timeline_stem
 
 CLASSES = ["clap", "jump", "wave"]
 INPUT = (8, 32, 32)
@@ -118,7 +119,8 @@ def test_cli_json_and_timeline_files(checkpoint, make_video, tmp_path, capsys):
     [record] = json.loads(capsys.readouterr().out)
     assert record["labels"][0] in CLASSES and len(record["probabilities"]) == 1
     assert [(s["start"], s["end"]) for s in record["timeline"]] == [(0, 1), (1, 2), (2, 2.5)]
-    png, table = out_dir / "clip.mp4.timeline.png", out_dir / "clip.mp4.timeline.json"
+    stem = timeline_stem(video)
+    png, table = out_dir / f"{stem}.timeline.png", out_dir / f"{stem}.timeline.json"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(table.read_text()) == record["timeline"]
     assert json.loads((out_dir / "predictions.json").read_text()) == [record]
@@ -129,3 +131,64 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path, capsys):
     bad.write_bytes(b"garbage")
     assert main(["predict", "x.mp4", "--checkpoint", str(bad)]) == 2
     assert "nope.pt" in capsys.readouterr().err
+
+
+def test_truncated_file_and_still_image_are_flagged(checkpoint, make_video, tmp_path, capsys):
+    from bad_videos import decodable_frames, png_as_video, truncated_faststart_mp4
+
+    cut = truncated_faststart_mp4(tmp_path / "cut.mp4", frames=60)
+    image = png_as_video(tmp_path / "photo.mp4")
+    good = make_video(tmp_path / "good.avi", 12)
+    code = main(["predict", str(cut), str(image), str(good), "--checkpoint", str(checkpoint),
+                 "--json", "--clips", "2"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    by_name = {r["video"]: r for r in json.loads(out)}
+    real = decodable_frames(cut)
+    truncated = by_name[str(cut)]
+    assert (truncated["frames"], truncated["header_frames"], truncated["truncated"]) == (
+        real, 60, True)
+    assert f"header says 60 frames but only {real} decode" in truncated["warning"]
+    still = by_name[str(image)]
+    assert still["frames"] == 1 and "a single frame (a still image" in still["warning"]
+    assert by_name[str(good)]["warning"] is None and not by_name[str(good)]["truncated"]
+    assert f"warning: {cut}: header says 60" in err and f"warning: {image}: " in err
+    assert "2 of 3 videos are suspect" in err
+
+    assert main(["predict", str(image), "--checkpoint", str(checkpoint)]) == 0
+    out = capsys.readouterr().out
+    assert "  warning: a single frame (a still image, not a video)" in out
+
+
+@pytest.mark.parametrize("flag", [["--top", "0"], ["--clips", "0"], ["--top", "-2"],
+                                  ["--clips", "x"]])
+def test_argument_errors_exit_2_before_any_video_is_opened(tmp_path, capsys, flag):
+    with pytest.raises(SystemExit) as info:  # neither the checkpoint nor the video exist
+        main(["predict", str(tmp_path / "v.mp4"), "--checkpoint", str(tmp_path / "c.pt"),
+              *flag])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag[0]}" in err and "could not be read" not in err
+
+
+def test_a_directory_is_not_a_video(checkpoint, tmp_path, capsys):
+    assert main(["predict", str(tmp_path), "--checkpoint", str(checkpoint)]) == 1
+    assert f"error: {tmp_path}: is a directory, not a video file" in capsys.readouterr().err
+
+
+def test_timelines_of_same_named_videos_never_collide(checkpoint, make_video, tmp_path,
+                                                      monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    first = make_video(tmp_path / "a" / "bikes.mp4", 10, fourcc="mp4v")
+    second = make_video(tmp_path / "b" / "bikes.mp4", 12, fourcc="mp4v")
+    argv = ["predict", str(first), str(second), "--checkpoint", str(checkpoint), "--timeline",
+            "--top", "1"]
+    assert main(argv) == 0
+    files = sorted(p.name for p in (tmp_path / "predictions").iterdir())
+    assert len(files) == 4 and all(f.startswith("bikes-") for f in files)
+    assert not (tmp_path / "bikes.mp4.timeline.png").exists()
+    capsys.readouterr()
+    assert main(argv[:2] + argv[3:]) == 0  # the first video again: its files are replaced
+    out, err = capsys.readouterr()
+    assert "(replaced)" in out and f"{first}: replaced the earlier timeline files" in err
+    assert len(list((tmp_path / "predictions").iterdir())) == 4

@@ -3,7 +3,10 @@ command line).
 
 Any file OpenCV's FFmpeg reads works (AVI, MP4, MKV, WebM...; any size, frame rate, length;
 colour or grayscale). Frames are resized and centre-cropped as at test time (the checkpoint's
-resize and crop size).
+resize and crop size). The last frames the header claims are decoded first, so a truncated file
+is known before any clip is chosen: the answer then uses the frames that decode, and
+``Prediction.warning`` says why a file is suspect (truncated, a single frame, shorter than a
+clip).
 
 The main answer averages the class probabilities of up to ``clips`` (default 5) clips of the
 training clip length ``T`` (e.g. 16 frames), evenly spaced over the video: a short video gets
@@ -28,7 +31,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .data.decode import VideoError, VideoInfo, VideoReader
+from .data.decode import VideoReader
 from .data.sampling import ClipSampler, looped_indices
 from .data.transforms import ClipTransform, eval_transform
 from .engine.checkpoint import CheckpointMeta, load_model
@@ -51,6 +54,9 @@ class Prediction:
     height: int
     clips: int  # clips averaged
     clip_frames: int  # frames per clip
+    header_frames: int | None = None  # frames the file's header claims (None: no count)
+    truncated: bool = False  # fewer frames decode than the header claims
+    warning: str | None = None  # why the answer is suspect (truncated, a still image, short)
 
     @property
     def label(self) -> str:
@@ -99,27 +105,20 @@ class Predictor:
         if top < 1:
             raise ValueError(f"top must be >= 1, got {top}")
         with VideoReader(video) as reader:
+            reader.check_end()
+            clips = reader.read_clips(
+                lambda frames: clip_indices(frames, self.clip_frames, self.clips))
             info = reader.info
-            clips = clip_indices(info.frames, self.clip_frames, self.clips)
-            try:
-                probs = self._clips_probabilities(reader, clips)
-            except VideoError as err:
-                real = err.decoded_frames
-                if err.reason != "truncated" or not real:
-                    raise
-                # The header's frame count was wrong (truncated file): use the real count.
-                info = VideoInfo(real, info.fps, info.width, info.height)
-                clips = clip_indices(real, self.clip_frames, self.clips)
-                probs = self._clips_probabilities(reader, clips)
+        probs = self._clips_probabilities(clips)
         k = min(top, len(self.classes))
         values, indices = probs.topk(k)
         return Prediction(str(video), [self.classes[i] for i in indices.tolist()],
                           values.tolist(), info.frames, info.fps, info.width, info.height,
-                          len(clips), self.clip_frames)
+                          len(clips), self.clip_frames, info.header_frames, info.truncated,
+                          info.warning(self.clip_frames))
 
-    def _clips_probabilities(self, reader: VideoReader,
-                             clips: Sequence[Sequence[int]]) -> torch.Tensor:
-        batch = [self.transform(torch.from_numpy(reader.read(c))) for c in clips]
+    def _clips_probabilities(self, clips: Sequence[np.ndarray]) -> torch.Tensor:
+        batch = [self.transform(torch.from_numpy(c)) for c in clips]
         return self._probabilities(torch.stack(batch)).mean(dim=0)
 
     def _probabilities(self, batch: torch.Tensor) -> torch.Tensor:
@@ -137,15 +136,11 @@ class Predictor:
             raise ValueError(f"need window >= 1 and step_seconds > 0, got {window}, "
                              f"{step_seconds}")
         with VideoReader(video) as reader:
-            fps = reader.info.fps if reader.info.fps > 0 else FALLBACK_FPS
+            info = reader.check_end()  # a truncated file's real end, before any window
+            fps = info.fps if info.fps > 0 else FALLBACK_FPS
             bar = tqdm(desc=Path(video).name, unit="step", disable=not progress, leave=False)
             try:
-                return self._timeline(reader, reader.info.frames, fps, length, step_seconds, bar)
-            except VideoError as err:
-                if err.reason != "truncated" or not err.decoded_frames:
-                    raise
-                # The header's frame count was wrong (truncated file): redo with the real one.
-                return self._timeline(reader, err.decoded_frames, fps, length, step_seconds, bar)
+                return self._timeline(reader, info.frames, fps, length, step_seconds, bar)
             finally:
                 bar.close()
 

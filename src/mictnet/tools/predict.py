@@ -4,12 +4,16 @@ JSON and as PNG strips. The library side is :mod:`mictnet.inference`."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from ..inference import DEFAULT_CLIPS, Prediction, Predictor, TimelineStep, load
+from .args import positive_int
+
+DEFAULT_TIMELINE_DIR = Path("predictions")
 
 # ---------------------------------------------------------------- output
 
@@ -20,6 +24,8 @@ def format_prediction(p: Prediction) -> str:
     width = max(len(label) for label in p.labels)
     for rank, (label, prob) in enumerate(zip(p.labels, p.probabilities, strict=True), 1):
         lines.append(f"  {rank}. {label:<{width}}  {prob:6.1%}")
+    if p.warning:
+        lines.append(f"  warning: {p.warning}")
     return "\n".join(lines)
 
 
@@ -65,26 +71,45 @@ def plot_timeline(steps: list[TimelineStep], title: str, path: str | Path) -> Pa
     return path
 
 
+def timeline_stem(video: str | Path) -> str:
+    """``<stem>-<8 hex digits of the absolute path>``: files of two videos never collide."""
+    digest = hashlib.sha1(str(Path(video).resolve()).encode()).hexdigest()[:8]
+    return f"{Path(video).stem}-{digest}"
+
+
+def _write_text(path: Path, text: str) -> str:
+    """Write ``path``; returns ``" (replaced)"`` when it existed."""
+    replaced = path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return " (replaced)" if replaced else ""
+
+
 def _predict_one(predictor: Predictor, video: str, args: argparse.Namespace,
                  out_dir: Path | None) -> dict:
     """Predict (and maybe the timeline of) one video; print tables unless ``--json``."""
     pred = predictor.predict(video, top=args.top)
     record = pred.to_dict()
+    if pred.warning:
+        print(f"warning: {video}: {pred.warning}", file=sys.stderr)
     if not args.json:
         print(format_prediction(pred))
     if not args.timeline:
         return record
     steps = predictor.timeline(video, progress=True)
     record["timeline"] = [asdict(s) for s in steps]
-    target = out_dir or Path(".")
-    name = Path(video).name
-    png = plot_timeline(steps, f"{name}: top action per second", target / f"{name}.timeline.png")
-    table = target / f"{name}.timeline.json"
-    table.write_text(json.dumps(record["timeline"], indent=2) + "\n")
+    base = (out_dir or DEFAULT_TIMELINE_DIR) / timeline_stem(video)
+    png = base.with_name(f"{base.name}.timeline.png")
+    replaced = " (replaced)" if png.exists() else ""
+    plot_timeline(steps, f"{Path(video).name}: top action per second", png)
+    table = base.with_name(f"{base.name}.timeline.json")
+    replaced = _write_text(table, json.dumps(record["timeline"], indent=2) + "\n") or replaced
     record["timeline_files"] = [str(png), str(table)]
+    if replaced:
+        print(f"{video}: replaced the earlier timeline files {png}, {table}", file=sys.stderr)
     if not args.json:
         print(format_timeline(steps))
-        print(f"  timeline: {png}, {table}")
+        print(f"  timeline: {png}, {table}{replaced}")
     return record
 
 
@@ -100,13 +125,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {message}", file=sys.stderr)
             records.append({"video": video, "error": message})
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "predictions.json").write_text(json.dumps(records, indent=2) + "\n")
+        table = out_dir / "predictions.json"
+        if _write_text(table, json.dumps(records, indent=2) + "\n"):
+            print(f"replaced the earlier {table}", file=sys.stderr)
     if args.json:
         print(json.dumps(records, indent=2))
     failed = sum("error" in r for r in records)
     if failed:
         print(f"{failed} of {len(records)} videos could not be read", file=sys.stderr)
+    warned = sum(bool(r.get("warning")) for r in records)
+    if warned:
+        print(f"{warned} of {len(records)} videos are suspect (see the warnings)",
+              file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -114,13 +144,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("predict", help="top actions in video files (and a timeline)")
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (any FFmpeg format)")
     p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
-    p.add_argument("--top", type=int, default=5, help="actions listed per video (default 5)")
-    p.add_argument("--clips", type=int, default=DEFAULT_CLIPS,
+    p.add_argument("--top", type=positive_int, default=5,
+                   help="actions listed per video (default 5)")
+    p.add_argument("--clips", type=positive_int, default=DEFAULT_CLIPS,
                    help=f"clips averaged per video (default {DEFAULT_CLIPS})")
     p.add_argument("--timeline", action="store_true",
                    help="also the top action per second: table, JSON and PNG strip")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.add_argument("--out", metavar="DIR",
-                   help="write predictions.json (and timelines) here; timelines default to .")
+                   help="write predictions.json and the timelines here (timelines default to "
+                        f"./{DEFAULT_TIMELINE_DIR}); files are named VIDEO-<hash of its path>")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.set_defaults(func=run)

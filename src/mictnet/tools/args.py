@@ -1,0 +1,41 @@
+"""Argument types shared by the commands: numbers checked by argparse (an argument error exits
+with status 2 before any work starts) and the frame-size convention.
+
+Sizes: a frame size is ``WIDTHxHEIGHT`` (``320x240``, as video tools and ``data.resize`` write
+it); a clip shape is ``FRAMESxHEIGHTxWIDTH`` (``16x160x160``, the order of the clip tensor).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0."""
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+    return value
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    """``"256x192"`` -> ``(256, 192)``: width × height, both positive."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    if min(width, height) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return width, height
