@@ -346,20 +346,15 @@ def _rss_bytes() -> int:
 
 
 def dtype_reason(dtype: str, device: str) -> str | None:
-    """Why ``device`` does not run ``dtype`` natively; None where it does.
-
-    On the CPU the timed check of :func:`~mictnet.engine.precision.cpu_speedup` runs on one
-    thread: with two threads on a busy core, each small fp32 product can wait a scheduler
-    time slice for the second thread and look as slow as an emulated one (seen on a shared
-    2-core machine: an emulated bf16 at 1.2x "fp32 speed" instead of 0.02x)."""
+    """Why ``device`` does not run ``dtype`` natively (timed by
+    :func:`~mictnet.engine.precision.cpu_speedup` on the CPU); None where it does."""
     dev = torch.device(device)
     if dev.type == "cuda":
         native = is_native(DTYPES[dtype], dev)
         return None if native else f"{torch.cuda.get_device_name(dev)} has no native {dtype}"
-    with _threads(1):
-        if is_native(DTYPES[dtype], dev):
-            return None
-        speed = cpu_speedup(DTYPES[dtype])
+    if is_native(DTYPES[dtype], dev):
+        return None
+    speed = cpu_speedup(DTYPES[dtype])
     return f"{cpu_name()} has no native {dtype} (its matmul runs at {speed:.2g}x fp32 speed)"
 
 

@@ -49,35 +49,46 @@ def cpu_name() -> str:
     return f"cpu {torch.backends.cpu.get_cpu_capability()}"
 
 
+def _matmul_seconds(dtype: torch.dtype, size: int, reps: int) -> float:
+    """Best time of one ``size``² product in ``dtype`` over 3 rounds of ``reps`` (0: one
+    product, no warm-up)."""
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    if not reps:
+        start = time.perf_counter()
+        a @ b
+        return time.perf_counter() - start
+    a @ b  # warm-up: kernel selection, packing buffers
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        best = min(best, (time.perf_counter() - start) / reps)
+    return best
+
+
 @functools.cache
 def cpu_speedup(dtype: torch.dtype, size: int = 256) -> float:
     """Matmul speed of ``dtype`` relative to fp32 on this CPU (timed once per process).
 
     An emulated dtype is detected from a single product (tens of milliseconds at worst), so
-    the measurement never costs more than a fraction of a second."""
+    the measurement never costs more than a fraction of a second. It runs on one thread: with
+    two on a busy core, each small fp32 product can wait a scheduler slice for the second
+    thread and look as slow as an emulated one (seen on a shared 2-core machine: an emulated
+    bf16 at 1.2x "fp32 speed" instead of 0.02x)."""
     if dtype == torch.float32:
         return 1.0
-
-    def seconds(dt: torch.dtype, reps: int) -> float:
-        a = torch.randn(size, size).to(dt)
-        b = torch.randn(size, size).to(dt)
-        a @ b  # warm-up: kernel selection, packing buffers
-        best = float("inf")
-        for _ in range(3):
-            start = time.perf_counter()
-            for _ in range(reps):
-                a @ b
-            best = min(best, (time.perf_counter() - start) / reps)
-        return best
-
-    with torch.inference_mode():
-        fp32 = seconds(torch.float32, 8)
-        start = time.perf_counter()
-        torch.randn(size, size).to(dtype) @ torch.randn(size, size).to(dtype)
-        once = time.perf_counter() - start
-        if once > 20 * fp32:  # emulated: do not time it any further
-            return fp32 / once
-        return fp32 / seconds(dtype, 8)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            fp32 = _matmul_seconds(torch.float32, size, 8)
+            once = _matmul_seconds(dtype, size, 0)
+            if once > 20 * fp32:  # emulated: not worth timing any further
+                return fp32 / once
+            return fp32 / _matmul_seconds(dtype, size, 8)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def is_native(dtype: torch.dtype | None, device: torch.device) -> bool:
