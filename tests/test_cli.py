@@ -3,6 +3,7 @@ light ``import mictnet``."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mictnet import __version__
-from mictnet.cli import COMMANDS, main
+from mictnet.cli import COMMANDS, build_parser, main
 from mictnet.engine.runlog import write_metrics_csv
 
 
@@ -42,7 +43,8 @@ def test_os_errors_are_one_line_and_debug_shows_the_traceback(tmp_path: Path, ca
     argv = ["plot", str(tmp_path), "--out", str(inside_a_file)]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and str(inside_a_file.parent) in err and len(err.splitlines()) == 1
+    assert err.startswith("error: ") and str(inside_a_file.parent) in err
+    assert len(err.splitlines()) == 1
     assert main(["--debug", *argv]) == 2
     assert "Traceback" in capsys.readouterr().err
 
@@ -56,3 +58,96 @@ def test_import_mictnet_is_light() -> None:
     import mictnet
 
     assert callable(mictnet.load)
+
+
+def _sub_parser(command: str):
+    parser = build_parser(command)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[command]
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_help_shows_the_defaults(command: str) -> None:
+    parser = _sub_parser(command)
+    formatter = parser._get_formatter()
+    for action in parser._actions:
+        if (action.option_strings and action.default not in (None, False, argparse.SUPPRESS)
+                and not isinstance(action, argparse._HelpAction)):
+            assert "default" in formatter._get_help_string(action), (command, action.dest)
+
+
+def test_amp_auto_and_quick_demo_explained() -> None:
+    assert "auto: bf16/fp16 on CUDA, bf16 on a CPU that runs it natively, else fp32" in (
+        " ".join(_sub_parser("evaluate").format_help().split()))
+    assert "(about a minute)" in " ".join(_sub_parser("demo").format_help().split())
+
+
+@pytest.mark.parametrize("argv", [
+    ["predict", "v.mp4", "--checkpoint", "c.pt", "--top", "0"],
+    ["predict", "v.mp4", "--checkpoint", "c.pt", "--clips", "0"],
+    ["evaluate", "--checkpoint", "c.pt", "--batch-size", "0"],
+    ["evaluate", "--checkpoint", "c.pt", "--clips", "0"],
+    ["evaluate", "--checkpoint", "c.pt", "--workers", "-1"],
+    ["evaluate", "--checkpoint", "c.pt", "--frames", "-1"],
+    ["sweep", "--checkpoint", "c.pt", "--lengths", "-1"],
+    ["synth", "out", "--frames", "0"],
+    ["synth", "out", "--classes", "-3"],
+    ["synth", "out", "--size", "64x0"],
+    ["prepare", "--dataset", "folder", "--root", "r", "--out", "o", "--quality", "101"],
+    ["prepare", "--dataset", "folder", "--root", "r", "--out", "o", "--workers", "0"],
+])
+def test_numeric_argument_errors_exit_2_before_any_work(argv: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert f"argument {argv[-2]}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--frames", "-1", "data.frames must be positive"),
+    ("--batch-size", "0", "optim.batch_size must be positive"),
+    ("--workers", "-1", "data.workers must be >= 0"),
+    ("--epochs", "0", "schedule.epochs must be positive"),
+])
+def test_config_numbers_are_checked_before_the_run_folder(tmp_path: Path, capsys, flag: str,
+                                                          value: str, message: str) -> None:
+    assert main(["train", "--root", str(tmp_path), "--out", str(tmp_path / "run"), flag,
+                 value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {flag}: ") and message in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command", ["check", "prepare"])
+def test_missing_dataset_root_is_named(tmp_path: Path, capsys, command: str) -> None:
+    nope = tmp_path / "nope"
+    extra = ["--out", str(tmp_path / "cache")] if command == "prepare" else []
+    assert main([command, "--dataset", "ucf101", "--root", str(nope), *extra]) == 2
+    assert capsys.readouterr().err == f"error: {nope}: no such dataset root\n"
+    assert main([command, "--dataset", "list", "--root", str(tmp_path / "l.txt"), *extra]) == 2
+    assert "l.txt: no such list file" in capsys.readouterr().err
+
+
+def test_check_and_prepare_take_a_list_root(tmp_path: Path, make_video, capsys) -> None:
+    videos = tmp_path / "videos"
+    make_video(videos / "a" / "one.avi", 4)
+    make_video(videos / "b" / "two.avi", 4)
+    listing = tmp_path / "lists" / "all.txt"
+    listing.parent.mkdir()
+    listing.write_text(f"{videos / 'a' / 'one.avi'} a\n{videos / 'b' / 'two.avi'} b\n")
+    base = ["--dataset", "list", "--root", str(listing)]
+    assert main(["check", *base]) == 1  # absolute paths outside the list's folder
+    capsys.readouterr()
+    assert main(["check", *base, "--list-root", str(videos)]) == 0
+    assert main(["prepare", *base, "--list-root", str(videos), "--out", str(tmp_path / "c"),
+                 "--size", "32x24"]) == 0
+    assert "2 videos prepared" in capsys.readouterr().out
+
+
+def test_synth_into_a_file_is_one_line(tmp_path: Path, capsys) -> None:
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    assert main(["synth", str(target), "--classes", "2", "--groups", "3",
+                 "--clips-per-group", "1", "--frames", "4", "--size", "16x16"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(target) in err and len(err.splitlines()) == 1

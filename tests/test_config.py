@@ -147,3 +147,32 @@ def test_flags_override_in_order(tmp_path: Path) -> None:
     assert config_from_args(_parse()) == TrainConfig()  # no flag given: nothing overridden
     with pytest.raises(ValueError, match=r"--lr: optim\.lr must be a finite number"):
         config_from_args(_parse("--lr", "inf"))
+
+
+def test_list_root_flag_is_an_absolute_path_and_reaches_the_datasets(
+        tmp_path: Path, make_video, monkeypatch) -> None:
+    from mictnet.engine.build_data import test_dataset, train_dataset
+
+    monkeypatch.chdir(tmp_path)
+    videos = tmp_path / "videos"
+    for name in ("a/one.avi", "b/two.avi"):
+        make_video(videos / name, 4)
+    listing = tmp_path / "lists" / "all.csv"
+    listing.parent.mkdir()
+    listing.write_text(f"{videos / 'a' / 'one.avi'},a\n{videos / 'b' / 'two.avi'},b\n")
+    cfg = config_from_args(_parse("--dataset", "list", "--root", "lists/all.csv",
+                                  "--test-root", "lists/all.csv", "--list-root", "videos"))
+    assert cfg.data.list_root == str(videos)  # made absolute, as the other paths
+    assert "--list-root DIR" in _help()
+    samples = train_dataset(cfg.data).samples
+    assert [Path(s[0]) for s in samples] == [videos / "a" / "one.avi", videos / "b" / "two.avi"]
+    assert len(test_dataset(cfg.data)) == 2
+    no_root = dataclasses.replace(cfg.data, list_root=None)
+    with pytest.raises(ValueError, match="all.csv"):  # absolute paths outside the list's folder
+        train_dataset(no_root)
+
+
+def _help() -> str:
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser)
+    return parser.format_help()

@@ -38,6 +38,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help lines end with the option's default unless they name it already (or it is
+    empty: ``None``, ``False``, suppressed)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (not action.option_strings or default in (None, False, argparse.SUPPRESS)
+                or "default" in text or isinstance(action, argparse._HelpAction)):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else default
+        return f"{text} (default: {str(shown).replace('%', '%%')})".lstrip()
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A sub-command's parser: defaults shown in ``--help``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; with ``command``, that command's module registers its full sub-parser and
     every other command is a placeholder that shows its help line."""
@@ -46,7 +68,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mict {__version__}")
     parser.add_argument("-v", "--verbose", "--debug", dest="verbose", action="store_true",
                         help="debug logging, and the traceback of an error")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                       parser_class=CommandParser)
     registered = set()
     if command in COMMANDS:
         module = importlib.import_module(f"mictnet.tools.{COMMANDS[command][0]}")

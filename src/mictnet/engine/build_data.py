@@ -26,8 +26,8 @@ def _common(cfg: DataConfig) -> dict:
 def train_dataset(cfg: DataConfig) -> VideoDataset:
     """Training clips with the full augmentation (seeded per sample by the trainer)."""
     return build_dataset(cfg.dataset, _root(cfg), cfg.split, True, splits_dir=cfg.splits_dir,
-                         frames=cfg.frames, mode="clip", flip=cfg.flip, jitter=cfg.jitter,
-                         max_stride=cfg.max_stride, **_common(cfg))
+                         list_root=cfg.list_root, frames=cfg.frames, mode="clip", flip=cfg.flip,
+                         jitter=cfg.jitter, max_stride=cfg.max_stride, **_common(cfg))
 
 
 def test_dataset(cfg: DataConfig) -> VideoDataset | None:
@@ -56,10 +56,10 @@ def eval_dataset(cfg: DataConfig, *, mode: str = "clip", frames: int | None = 16
     if cfg.dataset in ("folder", "list"):
         if not cfg.test_root:
             return None
-        return build_dataset(cfg.dataset, cfg.test_root, train=False, flip=False,
-                             **options, **_common(cfg))
+        return build_dataset(cfg.dataset, cfg.test_root, train=False, list_root=cfg.list_root,
+                             flip=False, **options, **_common(cfg))
     return build_dataset(cfg.dataset, _root(cfg), cfg.split, False, splits_dir=cfg.splits_dir,
-                         flip=False, **options, **_common(cfg))
+                         list_root=cfg.list_root, flip=False, **options, **_common(cfg))
 
 
 def with_synthetic_flip(cfg: DataConfig) -> DataConfig:

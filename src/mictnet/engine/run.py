@@ -222,6 +222,8 @@ def evaluate_checkpoint(checkpoint: str | Path, *, dataset: str | None = None,
         changes["test_root"] = root
     if dataset is not None or root is not None:
         changes["cache"] = None  # prepared frames belong to the training videos
+    if dataset is not None and dataset != "list":
+        changes["list_root"] = None  # the training list's folder
     data = replace(trained.data, crop_size=meta.input_size[1], **changes)
     if frames is None:
         frames = meta.input_size[0]

@@ -107,6 +107,10 @@ class DataConfig:
     test_root: str | None = option(
         None, "folder/list datasets: the test videos (none: no testing)", flag="test-root",
         metavar="PATH", parse=path_value)
+    list_root: str | None = option(
+        None, "folder the videos of a --dataset list file lie under; relative paths are "
+              "relative to it, absolute ones must lie in it (default: the list's folder)",
+        flag="list-root", metavar="DIR", parse=path_value)
     split: Literal[1, 2, 3] = option(1, "official split (ucf101, hmdb51)", flag="split")
     splits_dir: str | None = option(None, "folder of the official split files", flag="splits",
                                     metavar="DIR", parse=path_value)

@@ -3,30 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import time
+from pathlib import Path
 
 from ..data.cache import prepare_videos
 from ..data.checks import check_dataset, dataset_lists
 from ..data.datasets import DATASETS
 from ..engine.config_flags import field_choices
-from ..engine.train_config import RESIZE, DataConfig
+from ..engine.train_config import RESIZE, DataConfig, path_value
+from .args import frame_size, positive_int
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """``"256x192"`` -> ``(256, 192)`` (width × height)."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
-    if min(width, height) < 1:
-        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
-    return width, height
+def require_root(args: argparse.Namespace) -> None:
+    """A missing ``--root`` (or ``--list-root``) is an error about it, not about the split
+    files or videos that would be under it."""
+    what = "list file" if args.dataset == "list" else "dataset root"
+    for path, name in ((args.root, what), (args.list_root, "list root")):
+        if path is not None and not Path(path).exists():
+            raise FileNotFoundError(errno.ENOENT, f"no such {name}", path)
 
 
 def run_check(args: argparse.Namespace) -> int:
-    report = check_dataset(args.dataset, args.root, args.split, args.splits, full=args.full,
-                           progress=not args.json)
+    require_root(args)
+    report = check_dataset(args.dataset, args.root, args.split, args.splits,
+                           list_root=args.list_root, full=args.full, progress=not args.json)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -35,7 +37,9 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    video_root, _, lists = dataset_lists(args.dataset, args.root, None, args.splits)
+    require_root(args)
+    video_root, _, lists = dataset_lists(args.dataset, args.root, None, args.splits,
+                                         args.list_root)
     videos: dict[str, None] = {}
     for parsed in lists.values():
         parsed.raise_problems()
@@ -53,12 +57,23 @@ def run_prepare(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _jpeg_quality(text: str) -> int:
+    quality = positive_int(text)
+    if quality > 100:
+        raise argparse.ArgumentTypeError(f"must be 1-100, got {quality}")
+    return quality
+
+
 def _dataset_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--root", required=True,
                    help="video root (class folders); for --dataset list: the list file")
     p.add_argument("--splits", default=None, metavar="DIR",
                    help="split folder (default: ROOT/<name> or beside ROOT)")
+    p.add_argument("--list-root", type=path_value, metavar="DIR",
+                   help="folder the videos of a --dataset list file lie under; relative paths "
+                        "are relative to it, absolute ones must lie in it (default: the list's "
+                        "folder)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -71,7 +86,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", type=int, choices=field_choices(DataConfig, "split"), default=None,
                    help="check one split (default: all three)")
     p.add_argument("--full", action="store_true",
-                   help="decode every frame (finds truncated files; slower)")
+                   help="decode every frame (slower; the default decodes the first and last "
+                        "frames)")
     p.add_argument("--per-class", action="store_true", help="print counts per class")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run_check)
@@ -83,8 +99,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "with the clip option cache=OUT. Up-to-date files are kept.")
     _dataset_arguments(p)
     p.add_argument("--out", required=True, help="cache folder")
-    p.add_argument("--size", type=parse_size, default=RESIZE, metavar="WxH",
-                   help="frame size (default {}x{}, the training resize)".format(*RESIZE))
-    p.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
-    p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    p.add_argument("--size", type=frame_size, default=RESIZE, metavar="WIDTHxHEIGHT",
+                   help="frame size, width first (default {}x{}, the training resize)"
+                   .format(*RESIZE))
+    p.add_argument("--quality", type=_jpeg_quality, default=90,
+                   help="JPEG quality, 1-100 (default 90)")
+    p.add_argument("--workers", type=positive_int, default=1, help="processes (default 1)")
     p.set_defaults(func=run_prepare)

@@ -154,7 +154,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Generate the synthetic motion dataset (cached), train MiCT-ResNet-18 on "
                     "split 1 with the demo preset, evaluate it and print where the results are.")
     p.add_argument("--quick", action="store_true",
-                   help="a smaller dataset and fewer epochs (about two minutes)")
+                   help="a smaller dataset and fewer epochs (about a minute)")
     p.add_argument("--out", default="mict-demo", metavar="DIR",
                    help="where the run goes (default ./mict-demo)")
     p.add_argument("--data", metavar="DIR",

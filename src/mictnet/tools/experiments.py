@@ -37,6 +37,7 @@ from ..engine.run import (
     train_run,
 )
 from ..engine.train_config import DataConfig, TrainConfig, config_from_dict, load_config
+from .args import non_negative_int, positive_int
 
 log = logging.getLogger("mictnet")
 
@@ -290,12 +291,18 @@ def _add_eval_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", choices=DATASETS,
                    help="default: the checkpoint's training dataset")
     p.add_argument("--root", metavar="PATH", help="default: the checkpoint's training root")
-    p.add_argument("--split", type=int, choices=field_choices(DataConfig, "split"))
-    p.add_argument("--splits", metavar="DIR", help="folder of the official split files")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--amp", choices=AMP_MODES, default="auto")
+    p.add_argument("--split", type=int, choices=field_choices(DataConfig, "split"),
+                   help="default: the checkpoint's training split")
+    p.add_argument("--splits", metavar="DIR", help="folder of the official split files "
+                                                   "(default: found beside the root)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="clips per forward pass")
+    p.add_argument("--workers", type=non_negative_int, default=2,
+                   help="data-loading processes (0: in this process)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or "
+                                                    "cuda:N")
+    p.add_argument("--amp", choices=AMP_MODES, default="auto",
+                   help="mixed precision; auto: bf16/fp16 on CUDA, bf16 on a CPU that runs it "
+                        "natively, else fp32")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -321,8 +328,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=EVAL_MODES, default="clip",
                    help="clip: the first --frames frames, centre crop (the published protocol); "
                         "video: the first --frames frames (0: all) or --clips clips averaged")
-    p.add_argument("--frames", type=int, help="frames per clip (default: the training length)")
-    p.add_argument("--clips", type=int, default=1, help="video mode: clips averaged per video")
+    p.add_argument("--frames", type=non_negative_int,
+                   help="frames per clip (default: the training length; video mode: 0 = all)")
+    p.add_argument("--clips", type=positive_int, default=1,
+                   help="video mode: clips averaged per video")
     p.add_argument("--out", metavar="DIR", help="report folder (default: beside the checkpoint)")
     p.set_defaults(func=run_evaluate)
 
@@ -341,7 +350,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("sweep", help="video-level accuracy versus the number of frames")
     p.add_argument("--checkpoint", required=True, nargs="+", metavar="PATH")
     p.add_argument("--labels", nargs="+", help="one legend name per checkpoint")
-    p.add_argument("--lengths", type=int, nargs="+", default=[16, 32, 64, 128, 300])
+    p.add_argument("--lengths", type=non_negative_int, nargs="+", default=[16, 32, 64, 128, 300],
+                   help="frames read from the start of each video (0: all)")
     _add_eval_data_flags(p)
     p.add_argument("--out", metavar="DIR", default="sweep", help="default ./sweep")
     p.set_defaults(func=run_sweep)

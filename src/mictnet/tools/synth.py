@@ -13,15 +13,7 @@ from ..data.synthetic import (
     held_out_groups,
     reversed_pairs,
 )
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"64x48"`` -> ``(64, 48)`` (width × height)."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
-    return width, height
+from .args import frame_size, positive_int
 
 
 def summary(out_dir: Path, config: SynthConfig) -> list[str]:
@@ -64,15 +56,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "Defaults are the demo's dataset; the same settings give the same bytes and "
                     "an existing complete dataset with the same settings is reused.")
     p.add_argument("out", type=Path, metavar="OUT", help="output folder")
-    p.add_argument("--classes", type=int, default=d.classes,
+    p.add_argument("--classes", type=positive_int, default=d.classes,
                    help=f"number of motion classes, 2-{len(MOTIONS)} (default {d.classes})")
-    p.add_argument("--groups", type=int, default=d.groups,
+    p.add_argument("--groups", type=positive_int, default=d.groups,
                    help=f"groups per class, 3-99 (default {d.groups})")
-    p.add_argument("--clips-per-group", type=int, default=d.clips_per_group,
+    p.add_argument("--clips-per-group", type=positive_int, default=d.clips_per_group,
                    help=f"clips per group (default {d.clips_per_group})")
-    p.add_argument("--frames", type=int, default=d.frames,
+    p.add_argument("--frames", type=positive_int, default=d.frames,
                    help=f"frames per clip (default {d.frames})")
-    p.add_argument("--size", type=parse_size, default=d.size, metavar="WxH",
-                   help=f"frame size (default {d.size[0]}x{d.size[1]})")
+    p.add_argument("--size", type=frame_size, default=d.size, metavar="WIDTHxHEIGHT",
+                   help=f"frame size, width first (default {d.size[0]}x{d.size[1]})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     p.set_defaults(func=run)
