@@ -151,3 +151,15 @@ def test_synth_into_a_file_is_one_line(tmp_path: Path, capsys) -> None:
                  "--clips-per-group", "1", "--frames", "4", "--size", "16x16"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(target) in err and len(err.splitlines()) == 1
+
+
+def test_benchmark_takes_batch_size_and_the_old_batch_with_a_note(capsys) -> None:
+    parser = build_parser("benchmark")
+    assert parser.parse_args(["benchmark", "--batch-size", "2", "4"]).batch == [2, 4]
+    assert parser.parse_args(["benchmark"]).batch == [1, 8]
+    assert capsys.readouterr().err == ""
+    assert parser.parse_args(["benchmark", "--batch", "3"]).batch == [3]
+    assert "--batch is deprecated; use --batch-size" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        parser.parse_args(["benchmark", "--batch-size", "0"])
+    assert info.value.code == 2

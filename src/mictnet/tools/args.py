@@ -8,6 +8,7 @@ it); a clip shape is ``FRAMESxHEIGHTxWIDTH`` (``16x160x160``, the order of the c
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def positive_int(text: str) -> int:
@@ -39,3 +40,15 @@ def frame_size(text: str) -> tuple[int, int]:
     if min(width, height) < 1:
         raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
     return width, height
+
+
+def deprecated_alias(new: str) -> type[argparse.Action]:
+    """An action for an old option spelling: stores like ``new`` and says to use ``new``."""
+
+    class DeprecatedAlias(argparse.Action):
+        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                     values: object, option_string: str | None = None) -> None:
+            print(f"{parser.prog}: {option_string} is deprecated; use {new}", file=sys.stderr)
+            setattr(namespace, self.dest, values)
+
+    return DeprecatedAlias

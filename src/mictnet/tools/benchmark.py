@@ -12,6 +12,7 @@ from pathlib import Path
 from ..engine.measure import BenchmarkSettings, format_table, run_benchmark
 from ..engine.precision import DTYPES
 from ..models import list_models
+from .args import deprecated_alias, positive_int
 from .models_table import parse_input_size
 
 LAYOUTS = {"off": (False,), "on": (True,), "both": (False, True)}
@@ -43,8 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--models", nargs="+", default=["mict_resnet18", "resnet3d_18"],
                    metavar="NAME", help=f"models to compare: {', '.join(list_models())}")
     p.add_argument("--input", type=parse_input_size, default=(16, 160, 160), metavar="TxHxW",
-                   help="clip size (default 16x160x160)")
-    p.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="batch sizes (1 8)")
+                   help="clip shape, frames x height x width (default 16x160x160)")
+    p.add_argument("--batch-size", dest="batch", type=positive_int, nargs="+", default=[1, 8],
+                   metavar="N", help="batch sizes (default 1 8)")
+    p.add_argument("--batch", dest="batch", type=positive_int, nargs="+", metavar="N",
+                   action=deprecated_alias("--batch-size"), default=argparse.SUPPRESS,
+                   help="deprecated spelling of --batch-size")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--dtype", nargs="+", choices=list(DTYPES), default=None,
                    help="weights and clip cast to each (default: fp32, and bf16 where the "
@@ -52,9 +57,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--channels-last", nargs="?", const="on", default="off",
                    choices=list(LAYOUTS),
                    help="channels-last layout: flag alone = on; 'both' measures both layouts")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--repeats", type=int, default=5, help="interleaved rounds (default 5)")
-    p.add_argument("--classes", type=int, default=101, help="number of classes (default 101)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="torch threads (default: torch's)")
+    p.add_argument("--repeats", type=positive_int, default=5, help="interleaved rounds (default 5)")
+    p.add_argument("--classes", type=positive_int, default=101,
+                   help="number of classes (default 101)")
     p.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     p.add_argument("--no-fuse", action="store_true",
                    help="keep batch norms separate (default: folded into the convolutions)")
