@@ -126,6 +126,9 @@ def test_missing_dataset_root_is_named(tmp_path: Path, capsys, command: str) -> 
     assert capsys.readouterr().err == f"error: {nope}: no such dataset root\n"
     assert main([command, "--dataset", "list", "--root", str(tmp_path / "l.txt"), *extra]) == 2
     assert "l.txt: no such list file" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("x")
+    assert main([command, "--dataset", "ucf101", "--root", str(tmp_path / "a-file"), *extra]) == 2
+    assert "a-file: the dataset root is not a folder" in capsys.readouterr().err
 
 
 def test_check_and_prepare_take_a_list_root(tmp_path: Path, make_video, capsys) -> None:

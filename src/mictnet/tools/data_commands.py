@@ -17,12 +17,14 @@ from .args import frame_size, positive_int
 
 
 def require_root(args: argparse.Namespace) -> None:
-    """A missing ``--root`` (or ``--list-root``) is an error about it, not about the split
-    files or videos that would be under it."""
+    """A missing ``--root`` (or ``--list-root``), or a file where a folder belongs, is an error
+    about it, not about the split files or videos that would be under it."""
     what = "list file" if args.dataset == "list" else "dataset root"
     for path, name in ((args.root, what), (args.list_root, "list root")):
         if path is not None and not Path(path).exists():
             raise FileNotFoundError(errno.ENOENT, f"no such {name}", path)
+    if args.dataset != "list" and not Path(args.root).is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "the dataset root is not a folder", args.root)
 
 
 def run_check(args: argparse.Namespace) -> int:
