@@ -97,7 +97,10 @@ def test_cli_text_json_and_exit_codes(tree, tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is False and data["counts"]["train1"]["Alpha"] == 2
     assert data["problems"] == [f"{tree}/Alpha/v_Alpha_g02_c01.avi: listed but no such file"]
-    assert main(["check", "--dataset", "hmdb51", "--root", str(tmp_path / "none")]) == 1
+    assert main(["check", "--dataset", "hmdb51", "--root", str(tmp_path / "none")]) == 2
+    assert f"{tmp_path / 'none'}: no such dataset root" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["check", "--dataset", "hmdb51", "--root", str(tmp_path / "empty")]) == 1
     assert "split folder 'testTrainMulti_7030_splits' not found" in capsys.readouterr().out
 
 
