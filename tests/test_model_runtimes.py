@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -65,6 +68,32 @@ def test_torch_compile_matches_eager(mict_and_clip):
     compiled = torch.compile(model)
     with torch.no_grad():
         torch.testing.assert_close(compiled(clip), reference, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="torch.compile's CPU backend needs a C compiler")
+@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"),
+                    reason="an x86 CPU with AVX2")
+def test_torch_compile_matches_eager_with_avx2_kernels(tmp_path):
+    """What an AVX2-only CPU compiles: the kernels capped in a fresh process, with its own
+    inductor cache (the cache key ignores the cap: kernels compiled uncapped and loaded capped,
+    or the other way round, give garbage or abort)."""
+    code = (
+        "import torch\n"
+        "from mictnet.models import build_model\n"
+        "assert torch.backends.cpu.get_cpu_capability() == 'AVX2'\n"
+        "torch.manual_seed(0)\n"
+        "model = build_model('mict_resnet18', num_classes=5).eval()\n"
+        "clip = torch.randn(2, 3, 16, 64, 64)\n"
+        "with torch.no_grad():\n"
+        "    torch.testing.assert_close(torch.compile(model)(clip), model(clip), atol=1e-4,"
+        " rtol=1e-4)\n"
+    )
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+           "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_onnx_export_with_dynamic_time_axis(mict_and_clip, tmp_path):
