@@ -77,6 +77,7 @@ def input_channels_seen(monkeypatch) -> list[int]:
 
 
 def test_bf16_autocast_takes_the_column_pairs_too(monkeypatch):
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     torch.manual_seed(0)
     conv = LookaheadConv3d(3, 8, (5, 7, 7), (1, 2, 2))
     x = torch.randn(1, 3, 6, 16, 16)
@@ -90,6 +91,18 @@ def test_bf16_autocast_takes_the_column_pairs_too(monkeypatch):
     ref = padded_reference(conv, x)
     assert out.dtype == torch.bfloat16
     assert (out.float() - ref).abs().max() <= 2e-2 * ref.abs().max()
+
+
+@pytest.mark.parametrize(("capability", "channels_seen"), [("AVX2", 6), ("AVX512", 3)])
+def test_fp32_takes_the_column_pairs_on_avx2_only(capability, channels_seen, monkeypatch):
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    torch.manual_seed(0)
+    conv = LookaheadConv3d(3, 8, (7, 7, 7), (1, 2, 2))
+    x = torch.randn(2, 3, 9, 20, 37).contiguous(memory_format=torch.channels_last_3d)
+    seen = input_channels_seen(monkeypatch)
+    out = conv(x)
+    assert seen and set(seen) == {channels_seen}
+    torch.testing.assert_close(out, padded_reference(conv, x), rtol=1e-4, atol=1e-4)
 
 
 def test_former_name_is_an_alias():

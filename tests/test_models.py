@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from mictnet.models import MiCTResNet, build_model, list_models
 from mictnet.models.blocks import to_4d, to_5d
+from mictnet.models.lookahead_conv import LookaheadConv3d
 from mictnet.models.mict import LookaheadConv3dBranch
+from mictnet.models.skeleton import conv_bn_pool
 
 
 def n_params(model: torch.nn.Module) -> float:
@@ -162,3 +165,31 @@ def test_entrance_equals_its_textbook_formula(dtype):
     tol = 1e-4 if dtype == torch.float32 else 5e-2
     assert got.shape == want.shape == (2, 64, 6, 8, 9)
     assert (got - want).abs().max() <= tol * want.abs().max()
+
+
+@pytest.mark.parametrize("kind", ["2d", "3d", "lookahead"])
+def test_eval_pool_before_batch_norm_is_exact(kind):
+    """conv_bn_pool pools before an eval-mode batch norm, negative scales included."""
+    torch.manual_seed(0)
+    if kind == "2d":
+        conv, bn = nn.Conv2d(3, 8, 7, 2, 3, bias=False), nn.BatchNorm2d(8)
+        pool = nn.MaxPool2d(3, 2, 1)
+        x = torch.randn(2, 3, 20, 22)
+    else:
+        conv = (nn.Conv3d(3, 8, 7, (1, 2, 2), 3, bias=False) if kind == "3d"
+                else LookaheadConv3d(3, 8, (5, 7, 7), (1, 2, 2)))
+        bn, pool = nn.BatchNorm3d(8), nn.MaxPool3d(3, 2, 1)
+        x = torch.randn(2, 3, 9, 20, 22)
+    with torch.no_grad():
+        bn.weight.copy_(torch.randn(8))  # about half negative
+        bn.bias.copy_(torch.randn(8))
+        bn.running_mean.copy_(torch.randn(8))
+        bn.running_var.copy_(torch.rand(8) + 0.5)
+    bn.eval()
+    assert (bn.weight < 0).any() and (bn.weight > 0).any()
+    out = conv_bn_pool(conv, bn, pool, x)
+    torch.testing.assert_close(out, pool(bn(conv(x))), rtol=1e-5, atol=1e-5)
+    out.square().sum().backward()  # the convolution still trains under a frozen batch norm
+    assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+    bn.train()
+    torch.testing.assert_close(conv_bn_pool(conv, bn, pool, x), pool(bn(conv(x))))

@@ -14,7 +14,14 @@ from torch import Tensor, nn
 from .blocks import BasicBlock, Bottleneck, to_4d, to_5d
 from .lookahead_conv import LookaheadConv3d
 from .memory_format import to_channels_last
-from .skeleton import VideoClassifier, init_weights, residual_blocks, resnet_stem, stages
+from .skeleton import (
+    VideoClassifier,
+    conv_bn_pool,
+    init_weights,
+    residual_blocks,
+    resnet_stem,
+    stages,
+)
 from .specs import MiCTConfig
 
 _BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {
@@ -33,8 +40,8 @@ def cross_domain_sum(out2d: Tensor, out3d: Tensor) -> Tensor:
 class LookaheadConv3dBranch(nn.Module):
     """Look-ahead 3D convolution + BN (+ max-pool) + ReLU.
 
-    The optional pool runs before the ReLU: both are monotone, so the result is the same and the
-    ReLU touches 8× fewer elements.
+    The optional pool runs before the ReLU (both are monotone, so the result is the same and the
+    ReLU touches 8× fewer elements), and in eval mode before the BN too (:func:`conv_bn_pool`).
     """
 
     def __init__(
@@ -52,7 +59,7 @@ class LookaheadConv3dBranch(nn.Module):
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.relu(self.pool(self.bn(self.conv(x))))
+        return self.relu(conv_bn_pool(self.conv, self.bn, self.pool, x))
 
 
 class MiCTStage(nn.Module):
@@ -114,7 +121,7 @@ class MiCTResNet(VideoClassifier):
         """Entrance: 7×7 2D conv + max-pool on every 2nd frame beside a k×7×7 3D conv + 3D
         max-pool, summed."""
         frames, depth = to_4d(x, 2)
-        out2d = self.relu(self.maxpool(self.bn1(self.conv1(frames))))  # ReLU after the pool: same
+        out2d = self.relu(conv_bn_pool(self.conv1, self.bn1, self.maxpool, frames))
         out3d, _ = to_4d(self.mict3d(x))
         return to_5d(cross_domain_sum(out2d, out3d), depth)
 

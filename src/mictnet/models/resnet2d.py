@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from .blocks import BasicBlock, Bottleneck, to_4d, to_5d
-from .skeleton import PlainResNet
+from .skeleton import PlainResNet, conv_bn_pool
 from .specs import ResNetConfig
 
 
@@ -21,5 +21,5 @@ class ResNet2d(PlainResNet):
     def features(self, x: Tensor) -> Tensor:
         """Feature maps ``N×C×D×h×w`` before the head, every frame on its own."""
         frames, depth = to_4d(x)
-        f = self.maxpool(self.relu(self.bn1(self.conv1(frames))))
+        f = self.relu(conv_bn_pool(self.conv1, self.bn1, self.maxpool, frames))
         return to_5d(self.layer4(self.layer3(self.layer2(self.layer1(f)))), depth)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from .blocks import BasicBlock3d, Bottleneck3d
-from .skeleton import PlainResNet
+from .skeleton import PlainResNet, conv_bn_pool
 from .specs import ResNetConfig
 
 
@@ -26,5 +26,5 @@ class ResNet3d(PlainResNet):
 
     def features(self, x: Tensor) -> Tensor:
         """Feature maps ``N×C×T×h×w`` before the head."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.relu(conv_bn_pool(self.conv1, self.bn1, self.maxpool, x))  # ReLU, pool commute
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))

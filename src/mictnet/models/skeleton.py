@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Literal
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from .specs import ResNetConfig
 
@@ -78,6 +81,24 @@ def resnet_stem(dims: Dims) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]
     else:
         conv, bn, pool = nn.Conv3d(3, 64, 7, (1, 2, 2), 3, bias=False), nn.BatchNorm3d, nn.MaxPool3d
     return conv, bn(64), nn.ReLU(inplace=True), pool(3, stride=2, padding=1)
+
+
+def conv_bn_pool(conv: nn.Conv2d | nn.Conv3d, bn: nn.Module, pool: nn.Module, x: Tensor
+                 ) -> Tensor:
+    """``pool(bn(conv(x)))`` for a max-``pool``; with the batch norm in eval mode, the pool runs
+    first and the batch norm on 4-8x fewer elements.
+
+    Exact: an eval-mode batch norm is a per-channel affine map, which commutes with a max-pool
+    where its scale is positive; where it is negative the convolution's filters are negated
+    (``max(-y) = -min(y)``) and the batch norm gets ``|gamma|`` and ``-mean``.
+    """
+    if bn.training or not isinstance(bn, _BatchNorm) or bn.weight is None or conv.bias is not None:
+        return pool(bn(conv(x)))
+    sign = torch.where(bn.weight < 0, -1.0, 1.0).to(conv.weight.dtype)
+    weight = conv.weight * sign.view(-1, *[1] * (conv.weight.dim() - 1))
+    pooled = pool(conv._conv_forward(x, weight, None))
+    return F.batch_norm(pooled, bn.running_mean * sign, bn.running_var, bn.weight.abs(), bn.bias,
+                        False, 0.0, bn.eps)
 
 
 def stages(layers: tuple[int, ...], expansion: int) -> Iterator[tuple[str, int, int, int, int]]:
