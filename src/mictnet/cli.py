@@ -60,11 +60,24 @@ class CommandParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
+class CommandsAction(argparse._SubParsersAction):
+    """The sub-commands: each one's help line (and, unless it has its own, its description) comes
+    from ``COMMANDS``."""
+
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        kwargs.setdefault("help", COMMANDS[name][1])
+        if kwargs.get("add_help", True):
+            kwargs.setdefault("description", COMMANDS[name][1][0].upper() + COMMANDS[name][1][1:]
+                              + ".")
+        return super().add_parser(name, **kwargs)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; with ``command``, that command's module registers its full sub-parser and
     every other command is a placeholder that shows its help line."""
     parser = argparse.ArgumentParser(
         prog="mict", description="MiCT-Net action recognition: models, data, training, tools.")
+    parser.register("action", "parsers", CommandsAction)
     parser.add_argument("--version", action="version", version=f"mict {__version__}")
     parser.add_argument("-v", "--verbose", "--debug", dest="verbose", action="store_true",
                         help="debug logging, and the traceback of an error")
@@ -80,9 +93,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         if missing:
             raise RuntimeError(f"mictnet.tools.{COMMANDS[command][0]} did not register "
                                f"{', '.join(sorted(missing))}")
-    for name, (_, text) in COMMANDS.items():
+    for name in COMMANDS:
         if name not in registered:
-            subparsers.add_parser(name, help=text, add_help=False)
+            subparsers.add_parser(name, add_help=False)
     return parser
 
 

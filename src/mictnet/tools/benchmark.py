@@ -39,8 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "benchmark", help="parameters, GFLOPs, memory and frames/s of models (interleaved runs)")
+    p = subparsers.add_parser("benchmark")
     p.add_argument("--models", nargs="+", default=["mict_resnet18", "resnet3d_18"],
                    metavar="NAME", help=f"models to compare: {', '.join(list_models())}")
     p.add_argument("--input", type=parse_input_size, default=(16, 160, 160), metavar="TxHxW",

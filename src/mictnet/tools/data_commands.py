@@ -80,7 +80,7 @@ def _dataset_arguments(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "check", help="check a dataset: lists, labels, and that every video opens",
+        "check",
         description="Check that every listed video exists, opens and has frames; count videos "
                     "per split and class; report malformed, duplicate or mislabelled entries. "
                     "Exit code 1 when problems are found.")
@@ -95,7 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_check)
 
     p = subparsers.add_parser(
-        "prepare", help="pre-decode every video into resized JPEG frames for faster training",
+        "prepare",
         description="Decode every video of a dataset (all splits) once, resize its frames and "
                     "store them as JPEG, one file per video, under --out; datasets read them "
                     "with the clip option cache=OUT. Up-to-date files are kept.")

@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "demo", help="train and evaluate MiCT-ResNet-18 on a generated motion dataset (CPU)",
+        "demo",
         description="Generate the synthetic motion dataset (cached), train MiCT-ResNet-18 on "
                     "split 1 with the demo preset, evaluate it and print where the results are.")
     p.add_argument("--quick", action="store_true",

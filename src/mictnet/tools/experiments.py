@@ -307,7 +307,7 @@ def _add_eval_data_flags(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "train", help="train a model (presets reproduce the published recipes)",
+        "train",
         description="Train on a video dataset. Resume any stopped run with --resume RUNDIR. "
                     "Several GPUs/machines: torchrun --nproc_per_node N -m mictnet.cli train "
                     "... --out RUNDIR.")
@@ -320,8 +320,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RUNDIR", help="continue the run in RUNDIR")
     p.set_defaults(func=run_train)
 
-    p = subparsers.add_parser("evaluate", help="top-1/top-5, per-class accuracy, confusion "
-                                               "matrix of a checkpoint")
+    p = subparsers.add_parser("evaluate")
     p.add_argument("--checkpoint", required=True, metavar="PATH",
                    help="a checkpoint, or a run folder (its best.pt)")
     _add_eval_data_flags(p)
@@ -335,8 +334,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="report folder (default: beside the checkpoint)")
     p.set_defaults(func=run_evaluate)
 
-    p = subparsers.add_parser("crossval", help="train and evaluate on the three official splits: "
-                                               "the published table")
+    p = subparsers.add_parser("crossval")
     add_config_flags(p)
     splits = field_choices(DataConfig, "split")
     p.add_argument("--folds", type=int, nargs="+", choices=splits, default=list(splits),
@@ -347,7 +345,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="default runs/crossval-<preset>")
     p.set_defaults(func=run_crossval)
 
-    p = subparsers.add_parser("sweep", help="video-level accuracy versus the number of frames")
+    p = subparsers.add_parser("sweep")
     p.add_argument("--checkpoint", required=True, nargs="+", metavar="PATH")
     p.add_argument("--labels", nargs="+", help="one legend name per checkpoint")
     p.add_argument("--lengths", type=non_negative_int, nargs="+", default=[16, 32, 64, 128, 300],
@@ -356,7 +354,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", default="sweep", help="default ./sweep")
     p.set_defaults(func=run_sweep)
 
-    p = subparsers.add_parser("plot", help="training curves (loss, top-1) from metrics.csv")
+    p = subparsers.add_parser("plot")
     p.add_argument("runs", nargs="+", metavar="RUNDIR", help="run folders or metrics.csv files")
     p.add_argument("--labels", nargs="+", help="one legend name per run")
     p.add_argument("--out", metavar="PNG", help="default RUNDIR/curves.png")

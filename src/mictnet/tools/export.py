@@ -251,8 +251,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "export", help="export a checkpoint to ONNX or TorchScript (dynamic time axis), verified")
+    p = subparsers.add_parser("export")
     p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
     p.add_argument("--format", choices=FORMATS, default=None,
                    help="default: from --out's extension (.onnx; .pt, .ts, .torchscript)")

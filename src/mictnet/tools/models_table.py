@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("models", help="list models with parameters and GFLOPs per clip")
+    p = subparsers.add_parser("models")
     p.add_argument("--input", type=parse_input_size, default=(16, 160, 160),
                    metavar="TxHxW", help="clip size (default 16x160x160)")
     p.add_argument("--classes", type=int, default=101, help="number of classes (default 101)")

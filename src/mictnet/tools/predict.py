@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("predict", help="top actions in video files (and a timeline)")
+    p = subparsers.add_parser("predict")
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (any FFmpeg format)")
     p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
     p.add_argument("--top", type=positive_int, default=5,

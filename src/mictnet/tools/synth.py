@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     d = DEMO_DATASET
     p = subparsers.add_parser(
-        "synth", help="write the synthetic motion dataset (UCF-101 layout)",
+        "synth",
         description="Write MPEG-4 AVI clips of objects that move in one of several ways, in the "
                     "layout of the UCF-101 archives (OUT/UCF-101, OUT/ucfTrainTestlist). "
                     "Defaults are the demo's dataset; the same settings give the same bytes and "
