@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
+from ..models import get_variant
 from .batching import build_loaders
 from .build_data import eval_dataset, test_dataset, train_dataset
 from .checkpoint import load_checkpoint, load_model, remove_stale_temp_files
@@ -35,6 +36,7 @@ def train_run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) ->
 
     A resume first checks that ``last.pt`` belongs to the run folder (:func:`check_resumable`).
     """
+    get_variant(cfg.model.name)  # an unknown model is named before any video is opened
     if resume:
         check_resumable(run_dir)
     train = train_dataset(cfg.data)
@@ -246,6 +248,8 @@ def save_report(report: EvalReport, out: str | Path) -> tuple[Path, Path]:
     from .plots import plot_confusion  # matplotlib only when a figure is drawn
 
     out = Path(out)
+    if (out / "report.json").exists():
+        log.info("replacing the report in %s", out)
     json_path = report.save_json(out / "report.json")
     title = f"{report.source.get('model', '')} - {report.summary().split(':')[0]}"
     png = plot_confusion(report.metrics.confusion, report.classes, out / "confusion.png", title)

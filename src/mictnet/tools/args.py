@@ -42,6 +42,17 @@ def frame_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def clip_shape(text: str) -> tuple[int, int, int]:
+    """``"16x160x160"`` -> ``(16, 160, 160)``: frames × height × width, all positive."""
+    try:
+        t, h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FRAMESxHEIGHTxWIDTH, got {text!r}") from None
+    if min(t, h, w) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return t, h, w
+
+
 def deprecated_alias(new: str) -> type[argparse.Action]:
     """An action for an old option spelling: stores like ``new`` and says to use ``new``."""
 

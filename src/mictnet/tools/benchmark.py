@@ -12,8 +12,7 @@ from pathlib import Path
 from ..engine.measure import BenchmarkSettings, format_table, run_benchmark
 from ..engine.precision import DTYPES
 from ..models import list_models
-from .args import deprecated_alias, positive_int
-from .models_table import parse_input_size
+from .args import clip_shape, deprecated_alias, positive_int
 
 LAYOUTS = {"off": (False,), "on": (True,), "both": (False, True)}
 
@@ -42,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("benchmark")
     p.add_argument("--models", nargs="+", default=["mict_resnet18", "resnet3d_18"],
                    metavar="NAME", help=f"models to compare: {', '.join(list_models())}")
-    p.add_argument("--input", type=parse_input_size, default=(16, 160, 160), metavar="TxHxW",
+    p.add_argument("--input", type=clip_shape, default=(16, 160, 160), metavar="TxHxW",
                    help="clip shape, frames x height x width (default 16x160x160)")
     p.add_argument("--batch-size", dest="batch", type=positive_int, nargs="+", default=[1, 8],
                    metavar="N", help="batch sizes (default 1 8)")

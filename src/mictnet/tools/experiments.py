@@ -251,6 +251,8 @@ def run_sweep(args: argparse.Namespace) -> int:
             curves.setdefault(label, []).append((length, m.top1))
             print(f"{label:<24} {length:>5} frames  top-1 {m.top1:.2%}  top-5 {m.top5:.2%}")
     csv_path = out / "sweep.csv"
+    if csv_path.exists():
+        log.info("replacing the sweep in %s", out)
     with csv_path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()

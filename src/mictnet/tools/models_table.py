@@ -6,17 +6,7 @@ import argparse
 
 from ..engine.measure import model_info
 from ..models import list_models
-
-
-def parse_input_size(text: str) -> tuple[int, int, int]:
-    """``"16x160x160"`` -> ``(16, 160, 160)`` (frames × height × width)."""
-    try:
-        t, h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected FRAMESxHEIGHTxWIDTH, got {text!r}") from None
-    if min(t, h, w) < 1:
-        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
-    return t, h, w
+from .args import clip_shape, positive_int
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +22,8 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("models")
-    p.add_argument("--input", type=parse_input_size, default=(16, 160, 160),
+    p.add_argument("--input", type=clip_shape, default=(16, 160, 160),
                    metavar="TxHxW", help="clip size (default 16x160x160)")
-    p.add_argument("--classes", type=int, default=101, help="number of classes (default 101)")
+    p.add_argument("--classes", type=positive_int, default=101,
+                   help="number of classes (default 101)")
     p.set_defaults(func=run)
