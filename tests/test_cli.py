@@ -166,3 +166,18 @@ def test_benchmark_takes_batch_size_and_the_old_batch_with_a_note(capsys) -> Non
     with pytest.raises(SystemExit) as info:
         parser.parse_args(["benchmark", "--batch-size", "0"])
     assert info.value.code == 2
+
+
+def test_unknown_model_is_named_before_any_video_is_opened(tmp_path: Path, capsys) -> None:
+    argv = ["train", "--model", "nope", "--dataset", "folder", "--root", str(tmp_path / "none"),
+            "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "unknown model 'nope'; choose one of mict_resnet18" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_command_help_lines_come_from_the_table(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    assert COMMANDS["predict"][1].capitalize() in capsys.readouterr().out
