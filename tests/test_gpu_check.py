@@ -31,6 +31,9 @@ def test_quick_cpu_check_writes_its_report(tmp_path: Path) -> None:
     assert set(rates) == {"mict_resnet18", "resnet3d_18"}
     assert all(rate > 0 for rate in rates.values())
     assert parts["compile"]["status"] == "skipped"  # CUDA graphs only on a GPU
+    train = parts["train"]["results"]
+    assert train["clips_per_s"] > 0 and 0 < train["loader_busy_percent"] <= 100
+    assert train["gpu_utilisation_percent"] is None  # no nvidia-smi samples on the CPU
     assert all(t["status"] == "not measured" for t in report["targets"])
     text = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "| benchmark-4x32x32 | ok |" in text and "mict_resnet18 | fp32" in text

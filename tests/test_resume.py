@@ -75,7 +75,8 @@ def wait_for_mid_epoch_checkpoint(run_dir: Path, proc: subprocess.Popen) -> tupl
 
 def final_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], list[dict]]:
     ckpt = load_checkpoint(run_dir / "last.pt")
-    history = [{k: v for k, v in row.items() if k not in ("epoch_seconds", "clips_per_s")}
+    timing = ("epoch_seconds", "clips_per_s", "data_wait")
+    history = [{k: v for k, v in row.items() if k not in timing}
                for row in read_metrics_csv(run_dir / "metrics.csv")]
     return ckpt["state_dict"], history
 

@@ -40,6 +40,7 @@ def test_mict_resnet18_learns_motion_direction(tmp_path: Path) -> None:
     rows = read_metrics_csv(run / "metrics.csv")
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert all(0 < r["data_wait"] < 1 for r in rows)  # the loader's share of the training time
     assert "best test top-1" in (run / "train.log").read_text()
     # best.pt rebuilds alone and scores what training measured
     model, meta = load_model(run / "best.pt")

@@ -12,8 +12,9 @@ from typing import Any
 
 log = logging.getLogger("mictnet.train")
 
+# data_wait: the fraction of the epoch's training time spent waiting for the next batch
 METRIC_COLUMNS = ("epoch", "step", "lr", "train_loss", "train_top1", "test_loss", "test_top1",
-                  "test_top5", "epoch_seconds", "clips_per_s")
+                  "test_top5", "epoch_seconds", "clips_per_s", "data_wait")
 
 
 class RunLog:

@@ -158,6 +158,7 @@ class Trainer:
         self.global_step = 0
         self.epoch_sums = [0.0, 0.0, 0.0]  # loss sum, correct, clips of the running epoch
         self.epoch_seconds = 0.0
+        self.data_seconds = 0.0  # of epoch_seconds, waiting for the loader's next batch
         self.history: list[dict[str, Any]] = []
         self.best_top1: float | None = None
         self.best_epoch: int | None = None
@@ -262,7 +263,9 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         stats = torch.zeros(4, device=self.device)
         for i in range(self.accumulation):
+            start = time.monotonic()
             clips, labels = next(batches)
+            self.data_seconds += time.monotonic() - start
             clips = clips.to(self.device, non_blocking=True,
                              memory_format=(torch.channels_last_3d if self.channels_last
                                             else torch.preserve_format))
@@ -319,11 +322,12 @@ class Trainer:
             "test_loss": test.get("loss"), "test_top1": test.get("top1"),
             "test_top5": test.get("top5"), "epoch_seconds": round(self.epoch_seconds, 3),
             "clips_per_s": round(count / max(self.epoch_seconds, 1e-9), 2),
+            "data_wait": round(self.data_seconds / max(self.epoch_seconds, 1e-9), 4),
         }
         self.history.append(record)
         self.step_in_epoch = 0
         self.epoch_sums = [0.0, 0.0, 0.0]
-        self.epoch_seconds = 0.0
+        self.epoch_seconds = self.data_seconds = 0.0
         top1 = record["test_top1"]
         if top1 is not None and (self.best_top1 is None or top1 > self.best_top1):
             self.best_top1, self.best_epoch = top1, self.epoch
@@ -384,6 +388,7 @@ class Trainer:
                 "global_step": self.global_step,
                 "epoch_sums": list(self.epoch_sums),
                 "epoch_seconds": self.epoch_seconds,
+                "data_seconds": self.data_seconds,
                 "history": self.history,
                 "best_top1": self.best_top1,
                 "best_epoch": self.best_epoch,
@@ -416,6 +421,7 @@ class Trainer:
         self.global_step = int(state["global_step"])
         self.epoch_sums = [float(v) for v in state["epoch_sums"]]
         self.epoch_seconds = float(state["epoch_seconds"])
+        self.data_seconds = float(state.get("data_seconds", 0.0))  # older checkpoints: none
         self.history = list(state["history"])
         self.best_top1 = state["best_top1"]
         self.best_epoch = state["best_epoch"]
