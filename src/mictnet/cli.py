@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("predict", "top actions in video files (and a timeline)"),
     "export": ("export", "export a checkpoint to ONNX or TorchScript (dynamic time axis), "
                          "verified"),
+    "serve": ("serve", "a web page and HTTP API that recognise actions in uploaded videos"),
 }
 
 

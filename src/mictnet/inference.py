@@ -163,6 +163,16 @@ class Predictor:
         return out
 
 
+def prediction_record(prediction: Prediction,
+                      timeline: Sequence[TimelineStep] | None = None) -> dict:
+    """The JSON record of one video (``mict predict --json``, ``POST /api/predict``): the
+    prediction's fields, and ``timeline`` (one dict per step) when given."""
+    record = prediction.to_dict()
+    if timeline is not None:
+        record["timeline"] = [asdict(s) for s in timeline]
+    return record
+
+
 def clip_indices(total: int, length: int, max_clips: int) -> list[list[int]]:
     """Frame indices of ``min(max_clips, ceil(total / length))`` evenly spaced clips (the data
     pipeline's multi-clip sampling; looped when the video is shorter than a clip)."""

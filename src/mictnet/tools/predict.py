@@ -7,10 +7,16 @@ import argparse
 import hashlib
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
-from ..inference import DEFAULT_CLIPS, Prediction, Predictor, TimelineStep, load
+from ..inference import (
+    DEFAULT_CLIPS,
+    Prediction,
+    Predictor,
+    TimelineStep,
+    load,
+    prediction_record,
+)
 from .args import positive_int
 
 DEFAULT_TIMELINE_DIR = Path("predictions")
@@ -89,15 +95,14 @@ def _predict_one(predictor: Predictor, video: str, args: argparse.Namespace,
                  out_dir: Path | None) -> dict:
     """Predict (and maybe the timeline of) one video; print tables unless ``--json``."""
     pred = predictor.predict(video, top=args.top)
-    record = pred.to_dict()
     if pred.warning:
         print(f"warning: {video}: {pred.warning}", file=sys.stderr)
     if not args.json:
         print(format_prediction(pred))
     if not args.timeline:
-        return record
+        return prediction_record(pred)
     steps = predictor.timeline(video, progress=True)
-    record["timeline"] = [asdict(s) for s in steps]
+    record = prediction_record(pred, steps)
     base = (out_dir or DEFAULT_TIMELINE_DIR) / timeline_stem(video)
     png = base.with_name(f"{base.name}.timeline.png")
     replaced = " (replaced)" if png.exists() else ""

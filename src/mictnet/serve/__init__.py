@@ -1,0 +1,97 @@
+"""``mict serve``: a web page and an HTTP API over a :class:`~mictnet.inference.Predictor`.
+
+``create_app(predictor)`` is a Starlette app: ``GET /`` (the page, self-contained),
+``POST /api/predict`` (multipart field ``file``; ``?timeline=1`` adds the timeline) answering
+``mict predict --json``'s record, ``GET /api/model`` and ``GET /healthz``. Uploads stream into
+temporary files deleted after the answer; inference runs in a bounded thread pool, so concurrent
+requests queue. Errors are JSON ``{"error": "..."}``: 400 (no file), 413 (over the limit), 422
+(not a readable video), 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import replace
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from ..data.decode import VideoError
+from ..inference import Predictor, prediction_record
+from .page import PAGE
+from .upload import Upload, UploadError, receive_file
+
+log = logging.getLogger(__name__)
+DEFAULT_MAX_UPLOAD_MB = 200.0
+
+
+def model_info(predictor: Predictor) -> dict:
+    """Model name, classes and input size (``T, H, W``) of ``predictor``."""
+    spec = getattr(predictor.model, "spec", None)
+    crop = predictor.transform.crop_size
+    return {"model": spec.name if spec else type(predictor.model).__name__,
+            "num_classes": len(predictor.classes), "classes": predictor.classes,
+            "input_size": [predictor.clip_frames, crop, crop]}
+
+
+def predict_upload(predictor: Predictor, upload: Upload, timeline: bool) -> dict:
+    """``mict predict --json``'s record of an uploaded file, named by the client's file name."""
+    prediction = replace(predictor.predict(upload.path), video=upload.name)
+    return prediction_record(prediction, predictor.timeline(upload.path) if timeline else None)
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(predictor: Predictor, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+               workers: int = 1) -> Starlette:
+    """The app; ``workers`` threads run inference (more requests wait their turn)."""
+    if workers < 1 or max_upload_mb <= 0:
+        raise ValueError(f"need workers >= 1 and max_upload_mb > 0, got {workers}, "
+                         f"{max_upload_mb}")
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mict-predict")
+    max_bytes = int(max_upload_mb * 2**20)
+    info = model_info(predictor)
+
+    async def page(request: Request) -> Response:
+        return HTMLResponse(PAGE)
+
+    async def model(request: Request) -> Response:
+        return JSONResponse(info)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def predict(request: Request) -> Response:
+        timeline = request.query_params.get("timeline", "0").lower() in ("1", "true", "yes")
+        try:
+            upload = await receive_file(request, "file", max_bytes)
+        except UploadError as err:
+            return error(err.status, err.message)
+        try:
+            loop = asyncio.get_running_loop()
+            record = await loop.run_in_executor(pool, predict_upload, predictor, upload, timeline)
+        except VideoError as err:
+            return error(422, f"{upload.name}: {err.problem}")
+        finally:
+            upload.path.unlink(missing_ok=True)
+        return JSONResponse(record)
+
+    async def failed(request: Request, exc: Exception) -> Response:
+        log.exception("error answering %s", request.url.path, exc_info=exc)
+        return error(500, f"internal error: {type(exc).__name__}: {exc}")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        yield
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    routes = [Route("/", page), Route("/api/model", model), Route("/healthz", healthz),
+              Route("/api/predict", predict, methods=["POST"])]
+    return Starlette(routes=routes, exception_handlers={Exception: failed}, lifespan=lifespan)
