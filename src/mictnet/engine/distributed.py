@@ -77,13 +77,6 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
-def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
-    """In-place maximum over all processes (identity for one process)."""
-    if dist.is_initialized():
-        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-    return tensor
-
-
 def all_gather_objects(obj: Any) -> list[Any]:
     """Every process's ``obj``, in rank order (``[obj]`` for one process)."""
     if not dist.is_initialized():
