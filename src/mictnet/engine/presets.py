@@ -84,15 +84,43 @@ def _demo_quick() -> TrainConfig:
     )
 
 
+def _ucf101_from_k400(preset: str, base: Callable[[], TrainConfig]) -> TrainConfig:
+    """Fine-tuning on UCF-101 from a Kinetics-400 run: ``--init-from RUN/best.pt`` is required.
+
+    The UCF-101 recipe with lr 1e-3, the backbone at a tenth of it, 30 epochs, lr ÷10 after 20.
+    """
+    cfg = base()
+    return dataclasses.replace(
+        cfg, preset=preset,
+        model=dataclasses.replace(cfg.model, pretrained=None),
+        optim=dataclasses.replace(cfg.optim, lr=1e-3, backbone_lr_mult=0.1),
+        schedule=dataclasses.replace(cfg.schedule, epochs=30, milestones=[20]),
+    )
+
+
 PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "mict18-ucf101": _mict18_ucf101,
     "r3d18-ucf101": _r3d18_ucf101,
     "mict18-ucf101-long": lambda: _ucf101_long("mict18-ucf101-long", "mict_resnet18", 0.6, 96),
     "mict34-ucf101-long": lambda: _ucf101_long("mict34-ucf101-long", "mict_resnet34", 0.7, 80),
+    "mict18-ucf101-from-k400": lambda: _ucf101_from_k400("mict18-ucf101-from-k400",
+                                                         _mict18_ucf101),
+    "r3d18-ucf101-from-k400": lambda: _ucf101_from_k400("r3d18-ucf101-from-k400",
+                                                        _r3d18_ucf101),
     "demo": _demo,
     "demo-fp32": _demo_fp32,
     "demo-quick": _demo_quick,
 }
+
+
+NEEDS_INIT_FROM = ("mict18-ucf101-from-k400", "r3d18-ucf101-from-k400")
+
+
+def check_init_from(cfg: TrainConfig) -> None:
+    """Refuse a fine-tuning preset without the checkpoint to fine-tune."""
+    if cfg.preset in NEEDS_INIT_FROM and not cfg.model.init_from:
+        raise ValueError(f"preset {cfg.preset} fine-tunes another run: give its checkpoint "
+                         "with --init-from RUN/best.pt")
 
 
 def list_presets() -> list[str]:

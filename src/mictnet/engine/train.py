@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..models import build_model, to_channels_last
+from ..models.weights import CLASSIFIER_PREFIX
 from . import distributed as D
 from .batching import Loaders
 from .checkpoint import (
@@ -39,8 +40,10 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .distributed import resolve_device
+from .finetune import freeze_until, init_from_checkpoint, set_frozen_bn_eval
 from .metrics import topk_correct
 from .precision import resolve_precision
+from .presets import check_init_from
 from .rng import capture_rng_state, restore_rng_state, seed_everything
 from .runlog import RunLog, log, write_metrics_csv
 from .schedule import build_scheduler
@@ -79,23 +82,44 @@ def configure_runtime(rt: RuntimeConfig, device: torch.device) -> None:
 
 def build_configured_model(cfg: ModelConfig, num_classes: int, *, pretrained: bool = True
                            ) -> nn.Module:
-    """The configured model; ``pretrained=False`` skips loading weights (a resume loads its own)."""
+    """The configured model, its stages frozen up to ``freeze_until``; ``pretrained=False``
+    skips loading weights (a resume loads its own). ``init_from`` replaces ``pretrained``."""
     options = cfg.options()
-    if pretrained and cfg.pretrained:
+    if pretrained and cfg.pretrained and not cfg.init_from:
         options["pretrained"] = cfg.pretrained
     try:
-        return build_model(cfg.name, num_classes, **options)
+        model = build_model(cfg.name, num_classes, **options)
     except TypeError as err:
         raise ValueError(f"model options: {err}") from None
+    if pretrained and cfg.init_from:
+        if cfg.pretrained:
+            log.info("--init-from %s replaces the %s weights", cfg.init_from, cfg.pretrained)
+        init_from_checkpoint(model, cfg.init_from, cfg.name)
+    if cfg.freeze_until:
+        freeze_until(model, cfg.freeze_until)
+    return model
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.decay_norm_and_bias:
-        groups = [{"params": params, "weight_decay": cfg.weight_decay}]
-    else:
-        groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": cfg.weight_decay},
-                  {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    """SGD or AdamW over the trainable parameters; the backbone's (all but ``fc.*``) learning
+    rate is ``lr × backbone_lr_mult``, and 1-D ones skip weight decay unless
+    ``decay_norm_and_bias``."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    parts = [(cfg.lr, [p for _, p in named])]  # mult 1: the one group of before
+    if cfg.backbone_lr_mult != 1.0:
+        parts = [(cfg.lr * cfg.backbone_lr_mult,
+                  [p for n, p in named if not n.startswith(CLASSIFIER_PREFIX)]),
+                 (cfg.lr, [p for n, p in named if n.startswith(CLASSIFIER_PREFIX)])]
+    groups = []
+    for lr, params in parts:
+        if cfg.decay_norm_and_bias:
+            groups.append({"params": params, "lr": lr, "weight_decay": cfg.weight_decay})
+        else:
+            groups += [{"params": [p for p in params if p.ndim > 1], "lr": lr,
+                        "weight_decay": cfg.weight_decay},
+                       {"params": [p for p in params if p.ndim <= 1], "lr": lr,
+                        "weight_decay": 0.0}]
+    groups = [g for g in groups if g["params"]]
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
     return torch.optim.AdamW(groups, lr=cfg.lr)
@@ -137,6 +161,8 @@ class Trainer:
         self.micro_batch, self.accumulation = loaders.micro_batch, loaders.accumulation
         self.steps_per_epoch = self.sampler.steps_per_epoch
 
+        if not resume:
+            check_init_from(config)
         seed_everything(rt.seed)  # the same initial weights in every process
         model = build_configured_model(config.model, len(self.classes), pretrained=not resume)
         model.to(self.device)
@@ -460,6 +486,7 @@ class Trainer:
             for m in self.model.modules():
                 if isinstance(m, _BatchNorm):
                     m.eval()
+        set_frozen_bn_eval(self.model, self.cfg.model.freeze_until)
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -467,7 +494,8 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
+        """The classifier's (the highest) learning rate now."""
+        return max(float(g["lr"]) for g in self.optimizer.param_groups)
 
     def _progress(self, bar: tqdm, steps_done: int, t0: float, clips: float) -> None:
         if bar.disable:

@@ -82,6 +82,13 @@ class ModelConfig:
     freeze_bn: bool = option(
         False, "BatchNorm normalises with its running statistics during training, so gradient "
                "accumulation and data-parallel training give exactly the large-batch result")
+    init_from: str | None = option(
+        None, "start from another run's checkpoint (e.g. RUN/best.pt) trained on other classes: "
+              "every tensor whose name and shape fit is copied, the classifier starts fresh "
+              "(replaces --pretrained)", flag="init-from", metavar="CHECKPOINT", parse=path_value)
+    freeze_until: Literal["stem", "layer1", "layer2", "layer3", "layer4"] | None = option(
+        None, "no gradients for the entrance and the stages up to this one; their BatchNorms "
+              "keep their running statistics", flag="freeze-until")
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dropout < 1.0:
@@ -161,6 +168,9 @@ class OptimConfig:
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy, in [0, 1)")
     clip_grad_norm: float | None = option(None, "clip the gradient norm to this (none: no "
                                                 "clipping)")
+    backbone_lr_mult: float = option(1.0, "learning-rate factor of every parameter but the "
+                                          "classifier's (fc.*), in (0, 1]",
+                                     flag="backbone-lr-mult")
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
@@ -173,6 +183,9 @@ class OptimConfig:
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"optim.label_smoothing must be in [0, 1), got "
                              f"{self.label_smoothing}")
+        if not 0.0 < self.backbone_lr_mult <= 1.0:
+            raise ValueError(f"optim.backbone_lr_mult must be in (0, 1], got "
+                             f"{self.backbone_lr_mult}")
 
 
 @dataclass
