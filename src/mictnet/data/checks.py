@@ -13,6 +13,13 @@ from tqdm import tqdm
 
 from .datasets import DATASETS
 from .decode import VideoError, VideoReader
+from .kinetics import (
+    SPLITS,
+    KineticsSamples,
+    annotation_file,
+    find_annotations,
+    kinetics_list,
+)
 from .splits import SampleList, official_split, parse_video_list, scan_video_folder
 
 
@@ -69,8 +76,9 @@ def dataset_lists(name: str, root: Path, split: int | None = None,
                   splits_dir: str | Path | None = None, list_root: str | Path | None = None
                   ) -> tuple[Path, str | None, dict[str, SampleList]]:
     """``(video root, split folder, {list name: parsed list})`` of a dataset (all three splits
-    unless ``split``; for ``list``, ``root`` is the list file and ``list_root`` the folder its
-    videos lie under, default the list's folder)."""
+    unless ``split``; for ``kinetics`` every split CSV present, whatever ``split``; for
+    ``list``, ``root`` is the list file and ``list_root`` the folder its videos lie under,
+    default the list's folder)."""
     root = Path(root)
     if list_root is not None and name != "list":
         raise ValueError(f"list_root applies to the 'list' dataset only, not {name!r}")
@@ -81,12 +89,23 @@ def dataset_lists(name: str, root: Path, split: int | None = None,
                 folder, lists[f"{part}{s}"] = official_split(name, root, s, part == "train",
                                                              splits_dir)
         return root, str(folder), lists
+    if name == "kinetics":
+        return root, *kinetics_lists(root, splits_dir)
     if name == "folder":
         return root, None, {"all": scan_video_folder(root)}
     if name == "list":
         video_root = root.parent if list_root is None else Path(list_root)
         return video_root, None, {"all": parse_video_list(root, video_root)}
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def kinetics_lists(root: Path, annotations: str | Path | None = None
+                   ) -> tuple[str, dict[str, SampleList]]:
+    """``(annotation folder, {split: list})`` of every Kinetics split CSV present."""
+    folder = find_annotations(root, annotations)
+    lists = {split: kinetics_list(root, split, folder).sample_list() for split in SPLITS
+             if annotation_file(folder, split) is not None}
+    return str(folder), lists
 
 
 def check_video(path: str, full: bool = False) -> tuple[int | None, str | None]:
@@ -133,7 +152,8 @@ def check_dataset(name: str, root: str | Path, split: int | None = None,
     seen_problems: set[str] = set()
     paths: dict[str, None] = {}
     for list_name, parsed in lists.items():
-        for problem in parsed.problems + parsed.duplicates:
+        missing = parsed.missing if isinstance(parsed, KineticsSamples) else []
+        for problem in parsed.problems + parsed.duplicates + missing:
             if str(problem) not in seen_problems:  # class index problems repeat in every list
                 seen_problems.add(str(problem))
                 report.problems.append(str(problem))
