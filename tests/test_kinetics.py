@@ -133,3 +133,14 @@ def test_train_on_kinetics(tree: Path, tmp_path: Path, caplog) -> None:
                  "--epochs", "1", "--out", str(run), *FAST]) == 0
     assert torch.load(run / "last.pt", weights_only=False)["classes"] == CLASSES
     assert "eee" in caplog.text and "fff_000002_000012.mkv" in caplog.text
+
+
+def test_flat_root_with_annotations_beside_it(tmp_path: Path) -> None:
+    root = tmp_path / "videos"
+    _csv(tmp_path / "annotations" / "val.csv", VAL, "validate")
+    _write_video(root / "vvv_000000_000010.mp4")
+    _write_video(root / "zumba" / "www.avi")  # named by the YouTube id alone
+    ds = Kinetics(root, "val", False, **OPTIONS)
+    assert ds.classes == ["abseiling", "zumba"] and ds.missing == []
+    assert [(Path(p).name, label) for p, label in ds.samples] == [
+        ("vvv_000000_000010.mp4", 0), ("www.avi", 1)]
