@@ -110,7 +110,8 @@ def test_non_finite_numbers_are_rejected(tmp_path: Path, text: str) -> None:
 
 def test_dataset_and_split_are_choices() -> None:
     with pytest.raises(ValueError, match=r"data\.dataset must be one of 'ucf101'"):
-        config_from_dict({"data": {"dataset": "kinetics"}})
+        config_from_dict({"data": {"dataset": "something-else"}})
+    assert config_from_dict({"data": {"dataset": "kinetics"}}).data.dataset == "kinetics"
     with pytest.raises(ValueError, match=r"data\.split must be one of 1, 2, 3"):
         config_from_dict({"data": {"split": True}})
 
