@@ -33,9 +33,8 @@ from tqdm import tqdm
 
 from .data.decode import VideoReader
 from .data.sampling import ClipSampler, looped_indices
-from .data.transforms import ClipTransform, eval_transform
+from .data.transforms import RESIZE, ClipTransform, eval_transform
 from .engine.checkpoint import CheckpointMeta, load_model
-from .engine.train_config import RESIZE
 
 DEFAULT_CLIPS = 5
 FALLBACK_FPS = 25.0  # for files whose header has no frame rate

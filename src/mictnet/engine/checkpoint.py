@@ -205,9 +205,14 @@ def checkpoint_meta(ckpt: dict[str, Any]) -> CheckpointMeta:
     )
 
 
+def unwrapped_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state_dict`` without the ``module.`` prefixes of a DistributedDataParallel wrapper."""
+    return {k.removeprefix("module."): v for k, v in state_dict.items()}
+
+
 def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
     """Load weights into ``model``, naming the checkpoint when they do not fit."""
-    state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
+    state_dict = unwrapped_state_dict(state_dict)
     try:
         unwrap_model(model).load_state_dict(state_dict)
     except RuntimeError as err:

@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..models.weights import CLASSIFIER_PREFIX
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, unwrapped_state_dict
 from .runlog import log
 
 STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
@@ -49,7 +49,7 @@ def init_from_checkpoint(model: nn.Module, path: str, model_name: str) -> InitRe
     A checkpoint of another model where fewer than half of its tensors fit is a ``ValueError``.
     """
     ckpt = load_checkpoint(path)
-    source = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}
+    source = unwrapped_state_dict(ckpt["state_dict"])
     report = InitReport(path)
     target = model.state_dict()
     copy = {}
@@ -100,11 +100,9 @@ def freeze_until(model: nn.Module, until: str) -> int:
     return count
 
 
-def set_frozen_bn_eval(model: nn.Module, until: str | None) -> None:
-    """Put the BatchNorms of the frozen stages in eval mode (their running statistics stay)."""
-    if until is None:
-        return
-    for module in frozen_modules(model, until):
+def batch_norms_eval(modules: list[nn.Module]) -> None:
+    """Put every BatchNorm inside ``modules`` in eval mode (their running statistics stay)."""
+    for module in modules:
         for m in module.modules():
             if isinstance(m, _BatchNorm):
                 m.eval()

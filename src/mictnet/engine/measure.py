@@ -30,7 +30,6 @@ activations; ``activation_mb`` is the part added by the forward pass alone.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import math
@@ -41,7 +40,7 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,7 +51,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from ..models import build_model, fuse_conv_bn, list_models, to_channels_last
-from .precision import DTYPES, cpu_name, cpu_speedup, is_native, resolve_precision
+from .precision import (
+    DTYPES,
+    cpu_name,
+    cpu_speedup,
+    is_native,
+    resolve_precision,
+    torch_threads,
+)
 
 if TYPE_CHECKING:
     from .train_config import TrainConfig
@@ -358,16 +364,6 @@ def dtype_reason(dtype: str, device: str) -> str | None:
     return f"{cpu_name()} has no native {dtype} (its matmul runs at {speed:.2g}x fp32 speed)"
 
 
-@contextlib.contextmanager
-def _threads(n: int) -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def check_dtypes(dtypes: Iterable[str], device: str, explicit: bool) -> list[DtypeNote]:
     """A note for each dtype ``device`` only emulates: skipped unless ``explicit``."""
     notes = []
@@ -485,7 +481,7 @@ def time_interleaved(timed: list[Timed], device: str, rounds: int, min_time: flo
 
 def run_benchmark(settings: BenchmarkSettings, progress: bool = True) -> BenchmarkReport:
     """Measure every configuration of ``settings`` (see the module docstring)."""
-    with _threads(settings.threads or torch.get_num_threads()):
+    with torch_threads(settings.threads or torch.get_num_threads()):
         return _run(settings, torch.get_num_threads(), progress)
 
 

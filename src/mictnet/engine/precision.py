@@ -9,9 +9,11 @@ hide features, new CPUs), while a 256x256 product answers in milliseconds on any
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -78,17 +80,23 @@ def cpu_speedup(dtype: torch.dtype, size: int = 256) -> float:
     bf16 at 1.2x "fp32 speed" instead of 0.02x)."""
     if dtype == torch.float32:
         return 1.0
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    with torch_threads(1), torch.inference_mode():
+        fp32 = _matmul_seconds(torch.float32, size, 8)
+        once = _matmul_seconds(dtype, size, 0)
+        if once > 20 * fp32:  # emulated: not worth timing any further
+            return fp32 / once
+        return fp32 / _matmul_seconds(dtype, size, 8)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch CPU threads; restore the count after."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
     try:
-        with torch.inference_mode():
-            fp32 = _matmul_seconds(torch.float32, size, 8)
-            once = _matmul_seconds(dtype, size, 0)
-            if once > 20 * fp32:  # emulated: not worth timing any further
-                return fp32 / once
-            return fp32 / _matmul_seconds(dtype, size, 8)
+        yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(old)
 
 
 def is_native(dtype: torch.dtype | None, device: torch.device) -> bool:

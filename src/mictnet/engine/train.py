@@ -23,7 +23,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -40,7 +39,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .distributed import resolve_device
-from .finetune import freeze_until, init_from_checkpoint, set_frozen_bn_eval
+from .finetune import batch_norms_eval, freeze_until, frozen_modules, init_from_checkpoint
 from .metrics import topk_correct
 from .precision import resolve_precision
 from .presets import check_init_from
@@ -482,11 +481,11 @@ class Trainer:
 
     def _set_train_mode(self) -> None:
         self.net.train()
-        if self.cfg.model.freeze_bn:
-            for m in self.model.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        set_frozen_bn_eval(self.model, self.cfg.model.freeze_until)
+        cfg = self.cfg.model
+        if cfg.freeze_bn:
+            batch_norms_eval([self.model])
+        elif cfg.freeze_until:
+            batch_norms_eval(frozen_modules(self.model, cfg.freeze_until))
 
     def _autocast(self):
         if self.amp_dtype is None:

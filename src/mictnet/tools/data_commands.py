@@ -11,8 +11,9 @@ from pathlib import Path
 from ..data.cache import prepare_videos
 from ..data.checks import check_dataset, dataset_lists
 from ..data.datasets import DATASETS
+from ..data.transforms import RESIZE
 from ..engine.config_flags import field_choices
-from ..engine.train_config import RESIZE, DataConfig, path_value
+from ..engine.train_config import DataConfig, path_value
 from .args import frame_size, positive_int
 
 
