@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .datasets import DATASETS
+from .datasets import DATASETS, UNLABELLED
 from .decode import VideoError, VideoReader
 from .kinetics import (
     SPLITS,
@@ -35,6 +35,9 @@ class CheckReport:
     videos: int = 0
     frames: dict[str, float] = field(default_factory=dict)  # min / median / max per video
     problems: list[str] = field(default_factory=list)
+    unlabelled: dict[str, int] = field(default_factory=dict)  # videos of lists without labels
+    listed: int = 0  # videos the lists name, found or not
+    skipped: list[str] = field(default_factory=list)  # Kinetics clips training would skip
 
     @property
     def ok(self) -> bool:
@@ -52,18 +55,23 @@ class CheckReport:
                   if self.frames else "")
         lines.append(f"{len(self.classes)} classes, {self.videos} videos checked{frames}")
         names = list(self.counts)
-        if names:
+        if names or self.unlabelled:
             lines.append(f"{'list':<10} {'videos':>7} {'classes':>8}")
             for name in names:
                 counts = self.counts[name]
                 lines.append(f"{name:<10} {sum(counts.values()):>7} "
                              f"{sum(1 for v in counts.values() if v):>8}")
+            lines += [f"{name:<10} {n:>7} {'no labels':>9}" for name, n in self.unlabelled.items()]
         if per_class and names:
             width = max((len(c) for c in self.classes), default=5)
             lines.append(f"{'class':<{width}} " + " ".join(f"{n:>8}" for n in names))
             for c in self.classes:
                 lines.append(f"{c:<{width}} " + " ".join(f"{self.counts[n].get(c, 0):>8}"
                                                          for n in names))
+        if self.skipped:
+            lines.append(f"{len(self.skipped)} of {self.listed} listed videos missing/unreadable, "
+                         "skipped by training and evaluation (--strict: an error):")
+            lines += [f"  {p}" for p in self.skipped]
         if self.problems:
             lines.append(f"{len(self.problems)} problem(s):")
             lines += [f"  {p}" for p in self.problems]
@@ -130,13 +138,15 @@ def check_video(path: str, full: bool = False) -> tuple[int | None, str | None]:
 
 def check_dataset(name: str, root: str | Path, split: int | None = None,
                   splits_dir: str | Path | None = None, *, list_root: str | Path | None = None,
-                  full: bool = False, progress: bool = True) -> CheckReport:
+                  full: bool = False, strict: bool = False, progress: bool = True
+                  ) -> CheckReport:
     """Check a dataset's lists and every video in them (all three splits unless ``split``).
 
     ``root`` is the video root (for ``list``: the list file; videos under ``list_root``,
     default its folder).
     Videos are opened and their first and last frames decoded (a truncated file is a problem);
-    ``full`` decodes every frame.
+    ``full`` decodes every frame. Kinetics videos that are missing or do not open are
+    ``skipped`` (as training skips them), or with ``strict`` problems.
     """
     root = Path(root)
     report = CheckReport(name, str(root))
@@ -151,14 +161,20 @@ def check_dataset(name: str, root: str | Path, split: int | None = None,
             report.classes = list(parsed.classes)
     seen_problems: set[str] = set()
     paths: dict[str, None] = {}
+    skips = name == "kinetics" and not strict
     for list_name, parsed in lists.items():
-        missing = parsed.missing if isinstance(parsed, KineticsSamples) else []
-        for problem in parsed.problems + parsed.duplicates + missing:
+        missing = [str(p) for p in parsed.missing] if isinstance(parsed, KineticsSamples) else []
+        report.listed += len(parsed.samples) + len(missing)
+        (report.skipped if skips else report.problems).extend(missing)
+        for problem in parsed.problems + parsed.duplicates:
             if str(problem) not in seen_problems:  # class index problems repeat in every list
                 seen_problems.add(str(problem))
                 report.problems.append(str(problem))
-        counts = Counter(parsed.classes[label] for _, label in parsed.samples)
-        report.counts[list_name] = {c: counts.get(c, 0) for c in parsed.classes}
+        if any(label == UNLABELLED for _, label in parsed.samples):
+            report.unlabelled[list_name] = len(parsed.samples)
+        else:
+            counts = Counter(parsed.classes[label] for _, label in parsed.samples)
+            report.counts[list_name] = {c: counts.get(c, 0) for c in parsed.classes}
         for path, _ in parsed.samples:
             paths.setdefault(str(video_root / path))
     frame_counts = []
@@ -168,7 +184,7 @@ def check_dataset(name: str, root: str | Path, split: int | None = None,
             continue
         frames, problem = check_video(path, full)
         if problem:
-            report.problems.append(problem)
+            (report.skipped if skips and frames is None else report.problems).append(problem)
         if frames:
             frame_counts.append(frames)
     report.videos = len(paths)

@@ -26,6 +26,7 @@ from .transforms import RESIZE, eval_transform, train_transform
 BAD_REASONS = ("missing", "empty", "unreadable", "no-frames", "truncated", "bad-request")
 MAX_REPLACEMENTS = 20
 DATASETS = ("ucf101", "hmdb51", "kinetics", "folder", "list")
+UNLABELLED = -1  # the label of a video whose class is not known (an unlabelled test set)
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,15 @@ class VideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
+    def video_record(self, index: int) -> dict[str, str]:
+        """What names sample ``index`` in a predictions file: its path relative to the root."""
+        return {"video": os.path.relpath(self.samples[index][0], self.root)}
+
+    def skipped_indices(self) -> list[int]:
+        """Samples that failed to decode so far (``skip_bad=True`` answered them with another
+        sample)."""
+        return torch.nonzero(self._bad).flatten().tolist()
+
     @property
     def bad_videos(self) -> list[tuple[str, str]]:
         """``(path, problem)`` of every video skipped so far (``skip_bad=True``)."""
@@ -170,7 +180,7 @@ class VideoDataset(Dataset):
                 clips = [reader.read_all()]
             else:
                 clips = reader.read_clips(lambda frames: self.sampler.clips(frames, generator))
-        flip = self.flippable[label]
+        flip = label != UNLABELLED and self.flippable[label]
         out = [self.transform(torch.from_numpy(c), flip=flip, generator=generator) for c in clips]
         return torch.stack(out) if self.sampler.mode == "multiclip" else out[0]
 
@@ -243,19 +253,21 @@ class VideoList(VideoDataset):
 
 def build_dataset(name: str, root: str | Path, split: int | str = 1, train: bool = True, *,
                   splits_dir: str | Path | None = None, list_root: str | Path | None = None,
-                  **clip_options) -> VideoDataset:
+                  strict: bool = False, **clip_options) -> VideoDataset:
     """A dataset by name: ``ucf101``, ``hmdb51``, ``kinetics``, ``folder`` or ``list``
     (``root`` = the list file, ``list_root`` = the folder its videos lie under, default the
     list's folder). ``split`` and ``splits_dir`` apply to the first three; Kinetics reads the
     ``train`` CSV for training and ``val`` for testing whatever a numeric ``split`` says (a
-    split name is used as given), its annotation folder is ``splits_dir``."""
+    split name is used as given), its annotation folder is ``splits_dir``, and ``strict``
+    makes its missing videos an error (the other datasets always do)."""
     if list_root is not None and name != "list":
         raise ValueError(f"list_root applies to the 'list' dataset only, not {name!r}")
     if name == "kinetics":
         from .kinetics import Kinetics  # kinetics builds on this module
 
         part = split if isinstance(split, str) else "train" if train else "val"
-        return Kinetics(root, part, train, annotations=splits_dir, **clip_options)
+        return Kinetics(root, part, train, annotations=splits_dir, strict=strict,
+                        **clip_options)
     if name == "ucf101":
         return UCF101(root, split, train, splits_dir=splits_dir, **clip_options)
     if name == "hmdb51":

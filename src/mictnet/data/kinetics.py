@@ -1,13 +1,15 @@
 """Kinetics-400/600/700 in the official layout: annotation CSVs and clips named by YouTube id.
 
 Annotations: ``train.csv``, ``validate.csv`` (or ``val.csv``) and ``test.csv`` with the header
-``label,youtube_id,time_start,time_end,split`` (extra columns ignored), found in
+``label,youtube_id,time_start,time_end,split`` (extra columns ignored; the Kinetics-600/700 test
+CSVs have no ``label`` column: their clips are unlabelled, :data:`UNLABELLED`), found in
 ``root/annotations``, beside ``root`` (``root/../annotations``, ``root/..``) or in
 ``annotations=DIR``. Videos are ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` (or
 ``<youtube_id>.<ext>``), any video extension, in class folders or flat, under ``root/<split>``
 when that folder exists, else under ``root``; they are found through one walk of that folder.
-Real copies always miss a few percent of the clips: those are skipped and listed in
-``dataset.missing`` unless ``strict=True``.
+Real copies always miss a few percent of the clips: those, and unreadable videos, are skipped
+and listed in ``dataset.missing`` (and by :func:`write_missing` in ``missing-<split>.csv``)
+unless ``strict=True``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .datasets import VideoDataset
+from .datasets import UNLABELLED, VideoDataset
 from .splits import VIDEO_EXTENSIONS, Problem, SampleList, SplitError
 
 SPLITS = ("train", "val", "test")
@@ -26,14 +28,16 @@ SPLIT_FILES = {"train": ("train.csv",), "val": ("validate.csv", "val.csv"),
                "test": ("test.csv",)}
 SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "validate", "valid", "validation"),
                  "test": ("test",)}
-COLUMNS = ("label", "youtube_id", "time_start", "time_end")
+COLUMNS = ("youtube_id", "time_start", "time_end")  # and "label", except in unlabelled CSVs
+MISSING_COLUMNS = ("reason", "youtube_id", "video", "annotation", "problem")
 
 
 @dataclass(frozen=True)
 class Clip:
-    """One annotation row: ``line`` is its 1-based line in ``file``."""
+    """One annotation row: ``line`` is its 1-based line in ``file``; ``label`` is ``None`` in a
+    CSV without a label column."""
 
-    label: str
+    label: str | None
     youtube_id: str
     start: int
     end: int
@@ -45,28 +49,51 @@ class Clip:
         return f"{self.youtube_id}_{self.start:06d}_{self.end:06d}"
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A listed clip left out: ``reason`` is ``missing`` (no video file), ``duplicate`` (its
+    file is an earlier row's) or ``unreadable``; ``video`` its file relative to the root
+    (empty when missing)."""
+
+    reason: str
+    clip: Clip
+    video: str
+    problem: str
+
+    @property
+    def message(self) -> str:
+        return f"{self.video}: {self.problem}" if self.video else self.problem
+
+    def row(self) -> dict[str, str]:
+        """A row of ``missing-<split>.csv`` (:data:`MISSING_COLUMNS`)."""
+        return {"reason": self.reason, "youtube_id": self.clip.youtube_id, "video": self.video,
+                "annotation": f"{self.clip.file}:{self.clip.line}", "problem": self.problem}
+
+
 @dataclass
 class KineticsList:
-    """A split's clips resolved to video files: ``samples`` found, ``missing`` not."""
+    """A split's clips resolved to video files: ``samples`` found (label :data:`UNLABELLED`
+    when the CSV has none), ``missing`` not."""
 
     classes: list[str]
     source: str
+    labelled: bool = True
     samples: list[tuple[str, int]] = field(default_factory=list)
-    ids: dict[str, str] = field(default_factory=dict)  # relative path -> youtube id
-    missing: list[tuple[Clip, str]] = field(default_factory=list)
+    clips: dict[str, Clip] = field(default_factory=dict)  # relative path -> its CSV row
+    missing: list[Skipped] = field(default_factory=list)
 
     def sample_list(self) -> KineticsSamples:
         """As a :class:`SampleList` (for ``mict check`` and ``mict prepare``)."""
-        missing = [Problem(clip.file, f"{clip.youtube_id}: {reason}", clip.line)
-                   for clip, reason in self.missing]
+        missing = [Problem(s.clip.file, f"{s.clip.youtube_id}: {s.message}", s.clip.line)
+                   for s in self.missing]
         return KineticsSamples(self.classes, list(self.samples), sources=[self.source],
                                missing=missing)
 
 
 @dataclass
 class KineticsSamples(SampleList):
-    """A split's found videos; ``missing`` names the CSV line of each video not found (a
-    problem for ``mict check``, skipped by ``mict prepare``)."""
+    """A split's found videos; ``missing`` names the CSV line of each video not found (skipped
+    by ``mict prepare``, and by ``mict check`` unless ``--strict``)."""
 
     missing: list[Problem] = field(default_factory=list)
 
@@ -100,15 +127,17 @@ def annotation_file(folder: Path, split: str) -> Path | None:
 
 
 def read_annotations(file: Path) -> tuple[list[Clip], list[Problem]]:
-    """The rows of one annotation CSV, and its malformed lines as problems."""
+    """The rows of one annotation CSV, and its malformed lines as problems. Without a ``label``
+    column (the Kinetics-600/700 test CSVs) every clip's label is ``None``."""
     with open(file, newline="", encoding="utf-8", errors="surrogateescape") as f:
         rows = list(csv.reader(f))
     header = [name.strip() for name in rows[0]] if rows else []
     absent = [c for c in COLUMNS if c not in header]
     if absent:
         return [], [Problem(str(file), f"header {','.join(header)!r} lacks column(s) "
-                            f"{', '.join(absent)} (expected {','.join(COLUMNS)},split)", 1)]
-    at = {name: header.index(name) for name in COLUMNS}
+                            f"{', '.join(absent)} (expected label,{','.join(COLUMNS)},split; "
+                            "label only where the split has labels)", 1)]
+    at = {name: header.index(name) for name in ("label", *COLUMNS) if name in header}
     clips: list[Clip] = []
     problems: list[Problem] = []
     for n, row in enumerate(rows[1:], 2):
@@ -126,8 +155,9 @@ def _clip(row: list[str], at: dict[str, int], file: str, line: int) -> Clip | Pr
     """One row as a :class:`Clip`, or what is wrong with it."""
     if len(row) <= max(at.values()):
         return Problem(file, f"expected {len(at)}+ comma-separated fields, got {row!r}", line)
-    label, youtube_id = row[at["label"]].strip(), row[at["youtube_id"]].strip()
-    if not label or not youtube_id:
+    label = row[at["label"]].strip() if "label" in at else None
+    youtube_id = row[at["youtube_id"]].strip()
+    if label == "" or not youtube_id:
         return Problem(file, f"empty label or youtube_id in {row!r}", line)
     times = []
     for name in ("time_start", "time_end"):
@@ -159,8 +189,8 @@ def index_videos(root: Path, split: str) -> dict[str, str]:
 def kinetics_list(root: str | Path, split: str = "train",
                   annotations: str | Path | None = None) -> KineticsList:
     """Read ``split``'s CSV and find its videos. Classes are the sorted labels of the train and
-    val CSVs present (so both splits number them alike); malformed lines raise
-    :class:`SplitError` naming ``file:line``."""
+    val CSVs present (so both splits number them alike; an unlabelled test CSV takes theirs);
+    malformed lines raise :class:`SplitError` naming ``file:line``."""
     folder = find_annotations(root, annotations)
     file = annotation_file(folder, split)
     if file is None:
@@ -174,7 +204,8 @@ def kinetics_list(root: str | Path, split: str = "train",
         other_file = annotation_file(folder, other)
         if other_file is not None and other_file != file:
             labels |= {c.label for c in read_annotations(other_file)[0]}
-    result = KineticsList(sorted(labels), str(file))
+    labelled = all(c.label is not None for c in clips)
+    result = KineticsList(sorted(labels - {None}), str(file), labelled)
     _resolve(result, clips, index_videos(Path(root), split))
     return result
 
@@ -185,52 +216,89 @@ def _resolve(result: KineticsList, clips: list[Clip], index: dict[str, str]) -> 
     for clip in clips:
         path = index.get(clip.stem) or index.get(clip.youtube_id)
         if path is None:
-            result.missing.append((clip, f"no video file {clip.stem}.* found"))
-        elif path in result.ids:
-            result.missing.append((clip, f"{path} is listed twice"))
+            result.missing.append(Skipped("missing", clip, "",
+                                          f"no video file {clip.stem}.* found"))
+        elif path in result.clips:
+            first = result.clips[path]
+            result.missing.append(Skipped("duplicate", clip, path,
+                                          f"listed before, on line {first.line}"))
         else:
-            result.samples.append((path, number[clip.label]))
-            result.ids[path] = clip.youtube_id
+            result.samples.append((path, UNLABELLED if clip.label is None else number[clip.label]))
+            result.clips[path] = clip
+
+
+def missing_file(folder: str | Path, split: str) -> Path:
+    """Where a run or an evaluation lists the clips of ``split`` it skipped."""
+    return Path(folder) / f"missing-{split}.csv"
+
+
+def write_missing(skipped: list[Skipped], path: str | Path) -> Path | None:
+    """Write ``skipped`` as CSV (:data:`MISSING_COLUMNS`, one row per clip) to ``path``; with
+    nothing skipped, remove an earlier list instead and return ``None``."""
+    path = Path(path)
+    if not skipped:
+        path.unlink(missing_ok=True)
+        return None
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=MISSING_COLUMNS)
+        writer.writeheader()
+        writer.writerows(s.row() for s in skipped)
+    return path
 
 
 class Kinetics(VideoDataset):
     """Kinetics-400/600/700 (see the module docstring): ``split`` is ``train``, ``val`` or
     ``test``; ``annotations`` the CSV folder. Missing videos, and with the default
-    ``strict=False`` empty or unreadable ones too, are skipped and listed in :attr:`missing`;
+    ``strict=False`` empty or unreadable ones too, are skipped and listed in :meth:`skipped`;
     ``strict=True`` makes a missing video an error naming its CSV line (and an empty or
-    unreadable one an error unless ``skip_bad=True``)."""
+    unreadable one an error unless ``skip_bad=True``). A split without labels
+    (:attr:`labelled` false: every label is :data:`UNLABELLED`) can be scored, not trained on."""
 
     def __init__(self, root: str | Path, split: str = "train", train: bool = True, *,
                  annotations: str | Path | None = None, strict: bool = False,
                  **clip_options) -> None:
         listed = kinetics_list(root, split, annotations)
+        if train and not listed.labelled:
+            raise ValueError(f"{listed.source} has no label column: its clips can be scored "
+                             "(mict evaluate writes their predictions), not trained on")
         if strict and listed.missing:
-            clip, reason = listed.missing[0]
+            first = listed.missing[0]
             raise FileNotFoundError(
-                f"{clip.file}:{clip.line}: {clip.youtube_id}: {reason} under {root} "
-                f"({len(listed.missing)} of {len(listed.missing) + len(listed.samples)} listed "
-                "videos missing; strict=False skips them)")
+                f"{first.clip.file}:{first.clip.line}: {first.clip.youtube_id}: {first.message} "
+                f"under {root} ({len(listed.missing)} of "
+                f"{len(listed.missing) + len(listed.samples)} listed videos missing or listed "
+                "twice; strict=False skips them)")
         self.split = split
         self.strict = strict
+        self.labelled = listed.labelled
         self._listed = listed
         clip_options["skip_bad"] = clip_options.get("skip_bad", False) or not strict
         super().__init__(root, listed.classes, listed.samples, train, listed.source,
                          **clip_options)
 
     @property
-    def missing(self) -> list[tuple[str, str]]:
-        """``(youtube_id, reason)`` of every clip skipped: missing files, and empty or
-        unreadable ones found so far."""
-        ids = {str(self.root / path): yid for path, yid in self._listed.ids.items()}
-        absent = [(clip.youtube_id, f"{clip.file}:{clip.line}: {reason}")
-                  for clip, reason in self._listed.missing]
-        return absent + [(ids[path], f"{path}: {problem}")
-                         for path, problem in super().bad_videos]
+    def listed(self) -> int:
+        """Clips the split's CSV lists, found or not."""
+        return len(self._listed.samples) + len(self._listed.missing)
+
+    def skipped(self) -> list[Skipped]:
+        """Every clip skipped so far: missing and duplicate rows, then empty or unreadable
+        videos (found when the dataset was built or when a clip failed to decode)."""
+        unreadable = []
+        for path, problem in self.bad_videos:
+            video = os.path.relpath(path, self.root)
+            unreadable.append(Skipped("unreadable", self._listed.clips[video], video, problem))
+        return self._listed.missing + unreadable
 
     @property
-    def bad_videos(self) -> list[tuple[str, str]]:
-        """``(path, problem)`` of the missing clips (by their CSV line) and of every video
-        skipped so far, so that a training run reports them all."""
-        absent = [(f"{clip.file}:{clip.line}", f"{clip.youtube_id}: {reason}")
-                  for clip, reason in self._listed.missing]
-        return absent + super().bad_videos
+    def missing(self) -> list[tuple[str, str]]:
+        """``(youtube_id, "file.csv:line: problem")`` of every clip skipped so far."""
+        return [(s.clip.youtube_id, f"{s.clip.file}:{s.clip.line}: {s.message}")
+                for s in self.skipped()]
+
+    def video_record(self, index: int) -> dict[str, str]:
+        """The video of sample ``index`` and its CSV row's YouTube id and times."""
+        record = super().video_record(index)
+        clip = self._listed.clips[record["video"]]
+        return {**record, "youtube_id": clip.youtube_id, "time_start": str(clip.start),
+                "time_end": str(clip.end)}

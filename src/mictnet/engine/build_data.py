@@ -20,7 +20,7 @@ def _root(cfg: DataConfig) -> str:
 
 def _common(cfg: DataConfig) -> dict:
     return {"crop_size": cfg.crop_size, "resize": tuple(cfg.resize), "skip_bad": cfg.skip_bad,
-            "cache": cfg.cache}
+            "cache": cfg.cache, "strict": cfg.strict}
 
 
 def train_dataset(cfg: DataConfig) -> VideoDataset:
@@ -37,16 +37,20 @@ def test_dataset(cfg: DataConfig) -> VideoDataset | None:
 
 
 def eval_dataset(cfg: DataConfig, *, mode: str = "clip", frames: int | None = 16,
-                 clips: int = 1) -> VideoDataset | None:
+                 clips: int = 1, split: str | None = None) -> VideoDataset | None:
     """Test videos: ``clip`` = the first ``frames`` frames; ``video`` = the first ``frames``
     frames (all of them for ``None``) or, with ``clips`` > 1, ``clips`` evenly spaced clips of
-    ``frames`` frames whose scores are averaged."""
+    ``frames`` frames whose scores are averaged. ``split`` names a Kinetics split (default
+    ``val``)."""
     if mode not in EVAL_MODES:
         raise ValueError(f"unknown evaluation mode {mode!r}; choose one of {EVAL_MODES}")
     if clips < 1:
         raise ValueError(f"the number of clips must be positive, got {clips}")
     if mode == "clip" and frames is None:
         raise ValueError("clip mode needs a number of frames")
+    if split is not None and cfg.dataset != "kinetics":
+        raise ValueError(f"split names ({split!r}) are Kinetics splits; {cfg.dataset} splits are "
+                         "numbered")
     if mode == "video" and clips > 1:
         if frames is None:
             raise ValueError("several clips per video need a clip length (--frames)")
@@ -58,8 +62,9 @@ def eval_dataset(cfg: DataConfig, *, mode: str = "clip", frames: int | None = 16
             return None
         return build_dataset(cfg.dataset, cfg.test_root, train=False, list_root=cfg.list_root,
                              flip=False, **options, **_common(cfg))
-    return build_dataset(cfg.dataset, _root(cfg), cfg.split, False, splits_dir=cfg.splits_dir,
-                         list_root=cfg.list_root, flip=False, **options, **_common(cfg))
+    return build_dataset(cfg.dataset, _root(cfg), split or cfg.split, False,
+                         splits_dir=cfg.splits_dir, list_root=cfg.list_root, flip=False,
+                         **options, **_common(cfg))
 
 
 def with_synthetic_flip(cfg: DataConfig) -> DataConfig:

@@ -14,6 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
+from ..data import Kinetics, VideoDataset
+from ..data.kinetics import missing_file, write_missing
 from ..models import get_variant
 from .batching import build_loaders
 from .build_data import eval_dataset, test_dataset, train_dataset
@@ -22,6 +24,7 @@ from .config_flags import config_flags
 from .distributed import env_dist_info, resolve_device
 from .evaluate import EvalReport, evaluate_model
 from .precision import resolve_amp
+from .runlog import log as run_log
 from .train import Trainer, TrainResult
 from .train_config import TrainConfig, config_from_dict, load_config
 
@@ -35,6 +38,9 @@ def train_run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) ->
     """Build the datasets and loaders of ``cfg`` and train (or resume) in ``run_dir``.
 
     A resume first checks that ``last.pt`` belongs to the run folder (:func:`check_resumable`).
+    The run folder also gets ``classes.txt`` (the class names in label order) and, for
+    Kinetics, ``missing-<split>.csv`` listing the clips skipped (rewritten at the end with the
+    videos that failed to decode meanwhile).
     """
     get_variant(cfg.model.name)  # an unknown model is named before any video is opened
     if resume:
@@ -43,12 +49,43 @@ def train_run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) ->
     test = test_dataset(cfg.data)
     trainer = Trainer(cfg, run_dir, build_loaders(cfg, train, test), train.classes,
                       resume=resume)
+    main = env_dist_info().is_main
+    datasets = [d for d in (train, test) if d is not None]
+    if main:
+        (Path(run_dir) / CLASSES_FILE).write_text("".join(f"{c}\n" for c in train.classes),
+                                                  encoding="utf-8")
+        counts = {id(d): _report_skipped(d, run_dir) for d in datasets}
     result = trainer.fit()
-    bad = sorted(set(train.bad_videos) | set(test.bad_videos if test is not None else []))
-    if bad and env_dist_info().is_main:
+    if main:
+        for d in datasets:
+            if _report_skipped(d, run_dir, counts[id(d)]) is None:
+                _warn_bad_videos(d)
+    return result
+
+
+CLASSES_FILE = "classes.txt"
+
+
+def _report_skipped(dataset: VideoDataset, folder: str | Path, known: int | None = None
+                   ) -> int | None:
+    """For a Kinetics dataset, write ``folder/missing-<split>.csv`` (:func:`write_missing`)
+    and log how many clips were skipped (into ``train.log`` while the run records it), unless
+    ``known`` were already reported; the number skipped, or ``None`` for another dataset."""
+    if not isinstance(dataset, Kinetics):
+        return None
+    skipped = dataset.skipped()
+    path = write_missing(skipped, missing_file(folder, dataset.split))
+    if path is not None and len(skipped) != known:
+        run_log.warning("%d of %d %s videos missing/unreadable, skipped; listed in %s",
+                    len(skipped), dataset.listed, dataset.split, path)
+    return len(skipped)
+
+
+def _warn_bad_videos(dataset: VideoDataset) -> None:
+    bad = dataset.bad_videos
+    if bad:
         log.warning("%d video(s) could not be read and were skipped:\n%s", len(bad),
                     "\n".join(f"  {path}: {problem}" for path, problem in bad))
-    return result
 
 
 # ----------------------------------------------------------------------------- comparing configs
@@ -210,16 +247,20 @@ def move_aside(run_dir: Path, entries: list[Path] | None = None) -> Path:
 
 
 def evaluate_checkpoint(checkpoint: str | Path, *, dataset: str | None = None,
-                        root: str | None = None, split: int | None = None,
+                        root: str | None = None, split: int | str | None = None,
                         splits_dir: str | None = None, mode: str = "clip",
                         frames: int | None = None, clips: int = 1, batch_size: int = 8,
                         workers: int = 2, device: str = "auto", amp: str = "auto",
-                        progress: bool = True) -> EvalReport:
-    """Evaluate a checkpoint; dataset settings default to those it was trained with."""
+                        strict: bool | None = None, progress: bool = True) -> EvalReport:
+    """Evaluate a checkpoint; dataset settings default to those it was trained with. ``split``
+    is an official split number, or a Kinetics split name (``val``, ``test``...); ``strict``
+    (default: the training run's) makes missing Kinetics videos an error."""
     model, meta = load_model(checkpoint)
     trained = config_from_dict(meta.config) if meta.config else TrainConfig()
-    changes = {k: v for k, v in (("dataset", dataset), ("root", root), ("split", split),
-                                 ("splits_dir", splits_dir)) if v is not None}
+    number = split if isinstance(split, int) else None
+    changes = {k: v for k, v in (("dataset", dataset), ("root", root), ("split", number),
+                                 ("splits_dir", splits_dir), ("strict", strict))
+               if v is not None}
     if dataset in ("folder", "list") and root is not None:
         changes["test_root"] = root
     if dataset is not None or root is not None:
@@ -230,27 +271,46 @@ def evaluate_checkpoint(checkpoint: str | Path, *, dataset: str | None = None,
     if frames is None:
         frames = meta.input_size[0]
     whole = mode == "video" and frames == 0
-    test = eval_dataset(data, mode=mode, frames=None if whole else frames, clips=clips)
+    test = eval_dataset(data, mode=mode, frames=None if whole else frames, clips=clips,
+                        split=split if isinstance(split, str) else None)
     if test is None:
         raise ValueError("a folder/list dataset needs --root pointing at the test videos")
     dev = resolve_device(device)
     source = {"checkpoint": str(checkpoint), "model": meta.spec.name, "dataset": data.dataset,
               "root": data.test_root if data.dataset in ("folder", "list") else data.root,
-              "split": data.split if data.dataset in ("ucf101", "hmdb51") else None}
-    return evaluate_model(model.to(dev), test, meta.classes, mode=mode,
-                          frames=None if whole else frames, clips=clips, source=source,
-                          device=dev, batch_size=1 if whole else batch_size, workers=workers,
-                          amp_dtype=resolve_amp(amp, dev), progress=progress)
+              "split": test.split if isinstance(test, Kinetics) else
+              data.split if data.dataset in ("ucf101", "hmdb51") else None}
+    report = evaluate_model(model.to(dev), test, meta.classes, mode=mode,
+                            frames=None if whole else frames, clips=clips, source=source,
+                            device=dev, batch_size=1 if whole else batch_size, workers=workers,
+                            amp_dtype=resolve_amp(amp, dev), progress=progress)
+    if isinstance(test, Kinetics):
+        report.skipped = test.skipped()
+    return report
 
 
-def save_report(report: EvalReport, out: str | Path) -> tuple[Path, Path]:
-    """``report.json`` and ``confusion.png`` in ``out``."""
+PREDICTIONS_FILE = "predictions.csv"
+
+
+def save_report(report: EvalReport, out: str | Path) -> tuple[Path, Path | None]:
+    """``report.json``, ``predictions.csv``, ``confusion.png`` (labelled videos only) and, for
+    Kinetics, ``missing-<split>.csv`` in ``out``; returns the report's and the figure's paths."""
     from .plots import plot_confusion  # matplotlib only when a figure is drawn
 
     out = Path(out)
     if (out / "report.json").exists():
         log.info("replacing the report in %s", out)
     json_path = report.save_json(out / "report.json")
+    report.save_predictions(out / PREDICTIONS_FILE)
+    if report.source.get("dataset") == "kinetics":
+        path = write_missing(report.skipped, missing_file(out, report.source["split"]))
+        if path is not None:
+            log.warning("%d of %d %s videos missing/unreadable, skipped; listed in %s",
+                        len(report.skipped), len(report.skipped) + len(report.predictions),
+                        report.source["split"], path)
+    if report.metrics is None:
+        (out / "confusion.png").unlink(missing_ok=True)  # an earlier report's
+        return json_path, None
     title = f"{report.source.get('model', '')} - {report.summary().split(':')[0]}"
     png = plot_confusion(report.metrics.confusion, report.classes, out / "confusion.png", title)
     return json_path, png

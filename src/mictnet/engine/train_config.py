@@ -29,6 +29,7 @@ import yaml
 
 from ..data.datasets import DATASETS
 from ..data.transforms import RESIZE
+from ..models.weights import SOURCES
 from .precision import AMP_MODES
 
 AmpMode = Literal[AMP_MODES]  # type: ignore[valid-type]
@@ -41,10 +42,11 @@ def path_value(text: str) -> str:
 
 
 def weights_value(text: str) -> str | None:
-    """``--pretrained``: ``imagenet``, a weights file (made absolute) or ``none``."""
+    """``--pretrained``: a source (``imagenet``, ``kinetics400``), a weights file (made absolute)
+    or ``none``."""
     if text.lower() == "none":
         return None
-    return text if text == "imagenet" else path_value(text)
+    return text if text in SOURCES else path_value(text)
 
 
 def option(default: Any, help: str, *, flag: str | None = None, metavar: str | None = None,
@@ -71,8 +73,9 @@ class ModelConfig:
     name: str = option("mict_resnet18", "registered model name (see: mict models)",
                        flag="model", metavar="NAME")
     pretrained: str | None = option(
-        None, "initial 2D weights: imagenet, a torchvision-format state dict file, or none",
-        flag="pretrained", metavar="imagenet|FILE|none", parse=weights_value)
+        None, "initial weights: imagenet, kinetics400 (torchvision's video ResNets), a weights "
+              "file of that layout, or none", flag="pretrained",
+        metavar="imagenet|kinetics400|FILE|none", parse=weights_value)
     dropout: float = option(0.5, "dropout before the classifier, in [0, 1)", flag="dropout")
     temporal_stride: Literal[4, 16] | None = option(
         None, "MiCT models only: temporal stride (none: the model's default, 16)",
@@ -134,6 +137,10 @@ class DataConfig:
     max_stride: int = option(4, "training clips down-sample time by a factor drawn from "
                                 "1..max_stride")
     skip_bad: bool = option(False, "skip unreadable videos (reported at the end)")
+    strict: bool = option(
+        False, "kinetics: a listed video that is missing or unreadable is an error naming its "
+               "CSV line, instead of being skipped and listed in RUN/missing-<split>.csv (the "
+               "other datasets are always strict about missing videos)", flag="strict")
     workers: int = option(4, "data-loading processes per training process", flag="workers",
                           resumable=True)
 

@@ -31,7 +31,8 @@ def require_root(args: argparse.Namespace) -> None:
 def run_check(args: argparse.Namespace) -> int:
     require_root(args)
     report = check_dataset(args.dataset, args.root, args.split, args.splits,
-                           list_root=args.list_root, full=args.full, progress=not args.json)
+                           list_root=args.list_root, full=args.full, strict=args.strict,
+                           progress=not args.json)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -84,13 +85,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "check",
         description="Check that every listed video exists, opens and has frames; count videos "
                     "per split and class; report malformed, duplicate or mislabelled entries. "
-                    "Exit code 1 when problems are found.")
+                    "Exit code 1 when problems are found (Kinetics: missing and unreadable "
+                    "videos are listed as skipped, and only a problem with --strict).")
     _dataset_arguments(p)
     p.add_argument("--split", type=int, choices=field_choices(DataConfig, "split"), default=None,
                    help="check one split (default: all three)")
     p.add_argument("--full", action="store_true",
                    help="decode every frame (slower; the default decodes the first and last "
                         "frames)")
+    p.add_argument("--strict", action="store_true",
+                   help="kinetics: missing or unreadable videos are problems (exit code 1), as "
+                        "they are errors for mict train --strict")
     p.add_argument("--per-class", action="store_true", help="print counts per class")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run_check)

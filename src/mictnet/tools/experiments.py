@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.datasets import DATASETS
+from ..data.kinetics import SPLITS as KINETICS_SPLITS
 from ..engine.build_data import EVAL_MODES, with_synthetic_flip
 from ..engine.checkpoint import load_checkpoint
 from ..engine.config_flags import (
@@ -29,6 +30,7 @@ from ..engine.measure import model_costs
 from ..engine.plots import plot_accuracy_vs_length, plot_training_curves
 from ..engine.precision import AMP_MODES
 from ..engine.run import (
+    PREDICTIONS_FILE,
     claim_run_dir,
     evaluate_checkpoint,
     move_aside,
@@ -111,8 +113,9 @@ def default_eval_dir(args: argparse.Namespace, report: EvalReport) -> Path:
     ckpt = Path(args.checkpoint)
     folder = ckpt if ckpt.is_dir() else ckpt.parent
     name = f"eval-{report.source['dataset']}"
-    if report.source.get("split"):
-        name += f"-split{report.source['split']}"
+    split = report.source.get("split")
+    if split:
+        name += f"-{split}" if isinstance(split, str) else f"-split{split}"
     name += f"-{report.mode}-{report.frames or 'all'}f"
     if report.clips > 1:
         name += f"-{report.clips}clips"
@@ -124,14 +127,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
                                  split=args.split, splits_dir=args.splits, mode=args.mode,
                                  frames=args.frames, clips=args.clips,
                                  batch_size=args.batch_size, workers=args.workers,
-                                 device=args.device, amp=args.amp)
+                                 device=args.device, amp=args.amp, strict=args.strict)
     out = Path(args.out) if args.out else default_eval_dir(args, report)
     json_path, png = save_report(report, out)
     print(report.summary())
-    worst = sorted((a, c) for c, a in zip(report.classes, report.metrics.per_class_accuracy,
-                                          strict=True) if a == a)[:5]
-    print("weakest classes: " + ", ".join(f"{c} {a:.0%}" for a, c in worst))
-    print(f"report: {json_path}\nconfusion matrix: {png}")
+    if report.metrics is not None:
+        worst = sorted((a, c) for c, a in zip(report.classes,
+                                              report.metrics.per_class_accuracy,
+                                              strict=True) if a == a)[:5]
+        print("weakest classes: " + ", ".join(f"{c} {a:.0%}" for a, c in worst))
+    print(f"report: {json_path}\npredictions: {json_path.parent / PREDICTIONS_FILE}")
+    if png is not None:
+        print(f"confusion matrix: {png}")
     return 0
 
 
@@ -289,12 +296,19 @@ def run_plot(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- registration
 
+def _split(text: str) -> int | str:
+    """``--split``: a split number, or a Kinetics split name."""
+    return int(text) if text.isdigit() else text
+
+
 def _add_eval_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", choices=DATASETS,
                    help="default: the checkpoint's training dataset")
     p.add_argument("--root", metavar="PATH", help="default: the checkpoint's training root")
-    p.add_argument("--split", type=int, choices=field_choices(DataConfig, "split"),
-                   help="default: the checkpoint's training split")
+    p.add_argument("--split", type=_split, choices=(*field_choices(DataConfig, "split"),
+                                                    *KINETICS_SPLITS),
+                   help="ucf101, hmdb51: the official split; kinetics: the CSV (default: the "
+                        "checkpoint's training split; kinetics: val)")
     p.add_argument("--splits", metavar="DIR", help="folder of the official split files "
                                                    "(default: found beside the root)")
     p.add_argument("--batch-size", type=positive_int, default=8, help="clips per forward pass")
@@ -333,6 +347,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="frames per clip (default: the training length; video mode: 0 = all)")
     p.add_argument("--clips", type=positive_int, default=1,
                    help="video mode: clips averaged per video")
+    p.add_argument("--strict", action="store_true", default=None,
+                   help="kinetics: a missing or unreadable video is an error (default: the "
+                        "training run's data.strict; else they are skipped and listed in "
+                        "missing-<split>.csv beside the report)")
     p.add_argument("--out", metavar="DIR", help="report folder (default: beside the checkpoint)")
     p.set_defaults(func=run_evaluate)
 
