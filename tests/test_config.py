@@ -37,9 +37,39 @@ def test_published_presets() -> None:
     assert (long34.model.name, long34.model.temporal_stride, long34.optim.batch_size,
             long34.model.dropout) == ("mict_resnet34", 4, 80, 0.7)
     assert {"mict18-ucf101", "r3d18-ucf101", "mict18-ucf101-long", "mict34-ucf101-long",
-            "demo"} <= set(list_presets())
+            "mict18-kinetics400", "r3d18-kinetics400", "mict18-ucf101-from-k400",
+            "r3d18-ucf101-from-k400", "demo"} <= set(list_presets())
     with pytest.raises(ValueError, match="unknown preset 'nope'"):
         preset("nope")
+
+
+@pytest.mark.parametrize(("name", "model"), [("mict18-kinetics400", "mict_resnet18"),
+                                             ("r3d18-kinetics400", "resnet3d_18")])
+def test_kinetics_presets(name: str, model: str) -> None:
+    cfg = preset(name)
+    assert (cfg.preset, cfg.model.name, cfg.model.pretrained, cfg.model.dropout) == (
+        name, model, "imagenet", 0.2)
+    assert (cfg.data.dataset, cfg.data.frames, cfg.data.crop_size, cfg.data.workers,
+            cfg.data.strict) == ("kinetics", 16, 160, 8, False)
+    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay,
+            cfg.optim.batch_size) == ("sgd", 0.1, 0.9, 1e-4, 128)
+    assert (cfg.schedule.epochs, cfg.schedule.kind, cfg.schedule.milestones,
+            cfg.schedule.warmup_epochs, cfg.runtime.eval_every) == (45, "step", [20, 30, 40],
+                                                                    10, 5)
+    factor = LRFactor(cfg.schedule, steps_per_epoch=10)
+    assert factor(0) == pytest.approx(0.01) and factor(50) == pytest.approx(0.505)
+    assert factor(199) == 1.0 and factor(200) == pytest.approx(0.1)
+    assert factor(299) == pytest.approx(0.1) and factor(449) == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_every_preset_round_trips_and_takes_flags(name: str, tmp_path: Path) -> None:
+    cfg = preset(name)
+    save_config(cfg, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml") == cfg
+    resolved = config_from_args(_parse("--preset", name, "--root", "videos", "--strict"))
+    assert resolved == dataclasses.replace(cfg, data=dataclasses.replace(
+        cfg.data, root=str(Path("videos").resolve()), strict=True))
 
 
 def test_step_schedule_divides_after_milestones() -> None:
