@@ -39,6 +39,7 @@ PINNED = {
     "r3d_18": (33_218_085, 122, "7ed9bc8a2ee99e62"),
     "mc3_18": (11_542_053, 122, "dba2d8f079f37715"),
     "r2plus1d_18": (31_351_938, 224, "f7a10c4122835465"),
+    "mict_net": (21_020_997, 509, "aeec2e571c61d052"),
 }
 
 
@@ -56,6 +57,7 @@ def test_every_variant_is_registered_in_table_order_and_pinned():
     assert set(PINNED) == set(BUILT_IN)
     assert list_models("torchvision") == ["r3d_18", "mc3_18", "r2plus1d_18"]
     assert list_models("mict") == BUILT_IN[:4]
+    assert list_models("mictnet") == ["mict_net"]
     with pytest.raises(ValueError, match="unknown model tag"):
         list_models("kinetics")
 
@@ -92,7 +94,8 @@ def test_torchvision_peers_are_torchvisions_models(name):
     variant = get_variant(name)
     assert (variant.family, variant.input_size, variant.resize) == (
         "torchvision", (16, 112, 112), (171, 128))
-    with pytest.raises(ValueError, match="no pretrained weights yet"):
+    with pytest.raises(ValueError, match=rf"{name} takes pretrained='kinetics400' \({name}\)"
+                                         r".* not 'imagenet'"):
         build_model(name, pretrained="imagenet")
     with pytest.raises(TypeError, match="no option"):
         build_model(name, temporal_stride=4)
@@ -132,7 +135,8 @@ def test_every_model_trains_reports_features_and_round_trips(name, tmp_path):
 
 def test_a_new_variant_is_one_row(monkeypatch):
     monkeypatch.setattr(registry_module, "_REGISTRY", dict(registry_module._REGISTRY))
-    register(Variant("mict_resnet18_k3", "mict", MiCTConfig(first_kernel_depth=3), "resnet18"))
+    register(Variant("mict_resnet18_k3", "mict", MiCTConfig(first_kernel_depth=3),
+                     {"imagenet": "resnet18"}))
     assert "mict_resnet18_k3" in list_models("mict")
     assert get_variant("mict_resnet18_k3").defaults == {
         "temporal_stride": 16, "first_kernel_depth": 3, "dropout": 0.5, "pretrained": None}

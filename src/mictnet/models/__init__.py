@@ -1,10 +1,12 @@
-"""Models: MiCT-ResNets, 3D-ResNet and 2D-ResNet baselines, torchvision's video ResNets as peers,
-ImageNet weight transfer. Every variant is one row of ``registry.VARIANTS``."""
+"""Models: MiCT-ResNets, the paper's MiCT-Net (BN-Inception), 3D-ResNet and 2D-ResNet baselines,
+torchvision's video ResNets as peers, ImageNet and Kinetics-400 weight transfer. Every variant is
+one row of ``registry.VARIANTS``."""
 
 from .fusion import fuse_conv_bn
 from .lookahead_conv import CausalConv3d, LookaheadConv3d
 from .memory_format import to_channels_last
 from .mict import MiCTResNet
+from .mict_net import MiCTNet
 from .registry import (
     VARIANTS,
     Variant,
@@ -17,15 +19,17 @@ from .registry import (
 from .resnet2d import ResNet2d
 from .resnet3d import ResNet3d
 from .skeleton import VideoClassifier
-from .specs import MiCTConfig, ModelSpec, ResNetConfig, VideoResNetConfig
+from .specs import MiCTConfig, MiCTNetConfig, ModelSpec, ResNetConfig, VideoResNetConfig
 from .torchvision_video import TorchvisionVideoResNet
-from .weights import TransferReport, load_pretrained, transfer_imagenet_weights
+from .weights import TransferReport, load_pretrained, transfer_weights
 
 __all__ = [
     "VARIANTS",
     "CausalConv3d",
     "LookaheadConv3d",
     "MiCTConfig",
+    "MiCTNet",
+    "MiCTNetConfig",
     "MiCTResNet",
     "ModelSpec",
     "ResNet2d",
@@ -44,5 +48,5 @@ __all__ = [
     "register",
     "register_model",
     "to_channels_last",
-    "transfer_imagenet_weights",
+    "transfer_weights",
 ]

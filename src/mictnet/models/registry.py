@@ -2,8 +2,8 @@
 ``list_models`` and ``get_variant`` read it.
 
 A row names its family (which skeleton), its architecture and option defaults (the family's
-config: block, stage depths, ...), the torchvision ImageNet ResNet whose weights ``pretrained``
-transfers, and the clip it is made for. Adding a variant is adding a row.
+config: block, stage depths, ...), the pretrained sources it accepts and the weights each one
+reads (:mod:`.weights`), and the clip it is made for. Adding a variant is adding a row.
 """
 
 from __future__ import annotations
@@ -17,11 +17,19 @@ from typing import Any
 from torch import nn
 
 from .mict import MiCTResNet
+from .mict_net import MiCTNet
 from .resnet2d import ResNet2d
 from .resnet3d import ResNet3d
-from .specs import ArchConfig, MiCTConfig, ModelSpec, ResNetConfig, VideoResNetConfig
+from .specs import (
+    ArchConfig,
+    MiCTConfig,
+    MiCTNetConfig,
+    ModelSpec,
+    ResNetConfig,
+    VideoResNetConfig,
+)
 from .torchvision_video import TorchvisionVideoResNet
-from .weights import load_pretrained
+from .weights import SOURCES, load_pretrained
 
 Pretrained = str | Path | None
 
@@ -31,6 +39,7 @@ FAMILIES: dict[str, Callable[[Any], nn.Module]] = {
     "resnet3d": ResNet3d,
     "resnet2d": ResNet2d,
     "torchvision": TorchvisionVideoResNet,
+    "mictnet": MiCTNet,
 }
 _FIXED = ("block", "layers", "convs", "num_classes")  # config fields that are not build options
 
@@ -42,7 +51,10 @@ class Variant:
     name: str
     family: str
     config: ArchConfig | None  # block, layers, option defaults; None: built by ``builder``
-    imagenet: str | None = None  # the torchvision ResNet whose ImageNet weights it can start from
+    #: accepted ``pretrained`` source -> the weights it reads: a torchvision model name
+    #: (``"resnet18"``: its ImageNet weights; ``"r3d_18"``: its Kinetics-400 weights) or a
+    #: public file named in ``weights.PUBLIC_FILES``; a path is read in the first one's layout
+    weights: dict[str, str] = field(default_factory=dict, hash=False)
     input_size: tuple[int, int, int] = (16, 160, 160)  # frames, height, width of a clip
     resize: tuple[int, int] = (256, 192)  # width, height of the frames before cropping
     builder: Callable[..., nn.Module] | None = field(default=None, repr=False)
@@ -60,20 +72,29 @@ class Variant:
 _KINETICS = {"input_size": (16, 112, 112), "resize": (171, 128)}  # torchvision's video transforms
 
 VARIANTS: tuple[Variant, ...] = (
-    Variant("mict_resnet18", "mict", MiCTConfig("basic", (2, 2, 2, 2)), "resnet18"),
-    Variant("mict_resnet34", "mict", MiCTConfig("basic", (3, 4, 6, 3)), "resnet34"),
-    Variant("mict_resnet50", "mict", MiCTConfig("bottleneck", (3, 4, 6, 3)), "resnet50"),
-    Variant("mict_resnet101", "mict", MiCTConfig("bottleneck", (3, 4, 23, 3)), "resnet101"),
-    Variant("resnet3d_18", "resnet3d", ResNetConfig("basic", (2, 2, 2, 2)), "resnet18"),
-    Variant("resnet3d_34", "resnet3d", ResNetConfig("basic", (3, 4, 6, 3)), "resnet34"),
-    Variant("resnet3d_50", "resnet3d", ResNetConfig("bottleneck", (3, 4, 6, 3)), "resnet50"),
-    Variant("resnet2d_18", "resnet2d", ResNetConfig("basic", (2, 2, 2, 2)), "resnet18"),
-    Variant("resnet2d_50", "resnet2d", ResNetConfig("bottleneck", (3, 4, 6, 3)), "resnet50"),
-    Variant("r3d_18", "torchvision", VideoResNetConfig("basic", (2, 2, 2, 2), "3d"), **_KINETICS),
+    Variant("mict_resnet18", "mict", MiCTConfig("basic", (2, 2, 2, 2)), {"imagenet": "resnet18"}),
+    Variant("mict_resnet34", "mict", MiCTConfig("basic", (3, 4, 6, 3)), {"imagenet": "resnet34"}),
+    Variant("mict_resnet50", "mict", MiCTConfig("bottleneck", (3, 4, 6, 3)),
+            {"imagenet": "resnet50"}),
+    Variant("mict_resnet101", "mict", MiCTConfig("bottleneck", (3, 4, 23, 3)),
+            {"imagenet": "resnet101"}),
+    Variant("resnet3d_18", "resnet3d", ResNetConfig("basic", (2, 2, 2, 2)),
+            {"imagenet": "resnet18"}),
+    Variant("resnet3d_34", "resnet3d", ResNetConfig("basic", (3, 4, 6, 3)),
+            {"imagenet": "resnet34"}),
+    Variant("resnet3d_50", "resnet3d", ResNetConfig("bottleneck", (3, 4, 6, 3)),
+            {"imagenet": "resnet50"}),
+    Variant("resnet2d_18", "resnet2d", ResNetConfig("basic", (2, 2, 2, 2)),
+            {"imagenet": "resnet18"}),
+    Variant("resnet2d_50", "resnet2d", ResNetConfig("bottleneck", (3, 4, 6, 3)),
+            {"imagenet": "resnet50"}),
+    Variant("r3d_18", "torchvision", VideoResNetConfig("basic", (2, 2, 2, 2), "3d"),
+            {"kinetics400": "r3d_18"}, **_KINETICS),
     Variant("mc3_18", "torchvision", VideoResNetConfig("basic", (2, 2, 2, 2), "mixed"),
-            **_KINETICS),
+            {"kinetics400": "mc3_18"}, **_KINETICS),
     Variant("r2plus1d_18", "torchvision", VideoResNetConfig("basic", (2, 2, 2, 2), "2plus1d"),
-            **_KINETICS),
+            {"kinetics400": "r2plus1d_18"}, **_KINETICS),
+    Variant("mict_net", "mictnet", MiCTNetConfig(), {"imagenet": "bninception"}),
 )
 
 _REGISTRY: dict[str, Variant] = {}
@@ -98,7 +119,8 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
 
 def list_models(tag: str | None = None) -> list[str]:
     """Names of the registered models, in table then registration order; with ``tag``, those of
-    one family (``"mict"``, ``"resnet3d"``, ``"resnet2d"``, ``"torchvision"``, ``"custom"``)."""
+    one family (``"mict"``, ``"resnet3d"``, ``"resnet2d"``, ``"torchvision"``, ``"mictnet"``,
+    ``"custom"``)."""
     tags = [*FAMILIES, "custom"]
     if tag is not None and tag not in tags:
         raise ValueError(f"unknown model tag {tag!r}; choose one of {', '.join(tags)}")
@@ -116,9 +138,9 @@ def build_model(name: str, num_classes: int = 101, pretrained: Pretrained = None
                 **options: Any) -> nn.Module:
     """Build a registered model; ``options`` override the variant's defaults.
 
-    ``pretrained``: ``"imagenet"`` or a torchvision-format ResNet state dict to start from (see
-    :mod:`mictnet.models.weights`). The returned module carries ``spec`` (a :class:`ModelSpec`)
-    to rebuild it from a checkpoint.
+    ``pretrained``: one of the sources the variant accepts (``"imagenet"``, ``"kinetics400"``)
+    or a weights file in that source's layout (see :mod:`mictnet.models.weights`). The returned
+    module carries ``spec`` (a :class:`ModelSpec`) to rebuild it from a checkpoint.
     """
     variant = get_variant(name)
     given = options | ({"pretrained": pretrained} if pretrained else {})
@@ -128,12 +150,24 @@ def build_model(name: str, num_classes: int = 101, pretrained: Pretrained = None
     if variant.builder is not None:
         model = variant.builder(num_classes=num_classes, **given)
     else:
-        if pretrained and variant.imagenet is None:
-            raise ValueError(f"{name} has no pretrained weights yet (its Kinetics weights are "
-                             "planned); build it with pretrained=None")
+        source = pretrained_source(variant, pretrained) if pretrained else None
         config = replace(variant.config, num_classes=num_classes, **options)
         model = FAMILIES[variant.family](config)
-        if pretrained:
-            load_pretrained(model, pretrained, variant.imagenet)
+        if source:
+            load_pretrained(model, pretrained, source, variant.weights[source])
     model.spec = ModelSpec(name, num_classes, dict(options))
     return model
+
+
+def pretrained_source(variant: Variant, pretrained: str | Path) -> str:
+    """The source whose layout ``pretrained`` (a source name or a file) is read in; a source the
+    variant does not accept is a ``ValueError`` that lists those it does."""
+    accepted = ", ".join(f"{s!r} ({arch})" for s, arch in variant.weights.items())
+    if str(pretrained) in SOURCES and str(pretrained) not in variant.weights:
+        takes = f"takes pretrained={accepted} or a file of that layout" if accepted else \
+            "has no pretrained weights"
+        raise ValueError(f"{variant.name} {takes}, not {str(pretrained)!r}")
+    if not variant.weights:
+        raise ValueError(f"{variant.name} has no pretrained weights; build it with "
+                         "pretrained=None")
+    return str(pretrained) if str(pretrained) in SOURCES else next(iter(variant.weights))

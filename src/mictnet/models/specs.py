@@ -62,8 +62,19 @@ class VideoResNetConfig:
         _check_common(self.num_classes, self.dropout)
 
 
+@dataclass(frozen=True)
+class MiCTNetConfig:
+    """MiCT-Net, the paper's network: BN-Inception with four MiCTs (see :mod:`.mict_net`)."""
+
+    num_classes: int = 101
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check_common(self.num_classes, self.dropout)
+
+
 #: What ``build_model`` builds from: one of the family configurations above.
-ArchConfig = MiCTConfig | ResNetConfig | VideoResNetConfig
+ArchConfig = MiCTConfig | ResNetConfig | VideoResNetConfig | MiCTNetConfig
 
 
 @dataclass(frozen=True)
