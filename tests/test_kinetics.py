@@ -258,6 +258,10 @@ def test_evaluate_strict_and_split_names(tree: Path, tmp_path: Path, capsys) -> 
     assert "test.csv:4: nnn: no video file" in capsys.readouterr().err
     assert main([*args, "--dataset", "ucf101", "--split", "test"]) == 2
     assert "split names ('test') are Kinetics splits" in capsys.readouterr().err
+    assert main(["sweep", "--checkpoint", str(ckpt), "--split", "test", "--lengths", "8",
+                 "--workers", "0", "--out", str(tmp_path / "sweep")]) == 2
+    assert "the test videos have no labels: a sweep needs labelled ones" in (
+        capsys.readouterr().err)
 
 
 def test_flat_root_with_annotations_beside_it(tmp_path: Path) -> None:

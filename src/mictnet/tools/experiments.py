@@ -251,6 +251,9 @@ def run_sweep(args: argparse.Namespace) -> int:
                                          batch_size=args.batch_size, workers=args.workers,
                                          device=args.device, amp=args.amp)
             m = report.metrics
+            if m is None:
+                raise ValueError(f"the {report.source['split']} videos have no labels: a sweep "
+                                 "needs labelled ones")
             rows.append({"label": label, "checkpoint": str(ckpt), "frames": length,
                          "videos": m.num_samples, "top1": round(m.top1, 6),
                          "top5": round(m.top5, 6),
