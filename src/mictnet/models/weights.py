@@ -180,9 +180,9 @@ def adapt_first_conv(state: dict[str, Tensor], file: WeightFile) -> list[str]:
     the running mean of the batch norm that follows.
     """
     space, target = file.space, PIPELINE_SPACE
-    if space == target:
-        return []
     weight_key = f"{file.first_conv}.weight"
+    if space == target or weight_key not in state:  # a file of another layout fails later
+        return []
     order = [2, 1, 0] if space.bgr else [0, 1, 2]  # the file's channel of each RGB channel
     weight = state[weight_key].double()[:, order]
     mean, std = (torch.tensor(v, dtype=torch.float64)[order] for v in (space.mean, space.std))
