@@ -267,7 +267,7 @@ class Kinetics(VideoDataset):
                 f"{first.clip.file}:{first.clip.line}: {first.clip.youtube_id}: {first.message} "
                 f"under {root} ({len(listed.missing)} of "
                 f"{len(listed.missing) + len(listed.samples)} listed videos missing or listed "
-                "twice; strict=False skips them)")
+                "twice; without --strict, strict=False, they are skipped)")
         self.split = split
         self.strict = strict
         self.labelled = listed.labelled
