@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..data import Kinetics, VideoDataset
-from ..data.kinetics import missing_file, write_missing
+from ..data.kinetics import Skipped, missing_file, write_missing
 from ..models import get_variant
 from .batching import build_loaders
 from .build_data import eval_dataset, test_dataset, train_dataset
@@ -32,6 +32,8 @@ log = logging.getLogger("mictnet")
 
 RunStatus = Literal["new", "unfinished", "finished"]
 PREVIOUS = "previous-"  # folders of a run folder's moved-aside files: previous-<time>
+CLASSES_FILE = "classes.txt"  # a run's class names, one per line, in label order
+PREDICTIONS_FILE = "predictions.csv"  # an evaluation's per-video top-5
 
 
 def train_run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> TrainResult:
@@ -54,31 +56,35 @@ def train_run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) ->
     if main:
         (Path(run_dir) / CLASSES_FILE).write_text("".join(f"{c}\n" for c in train.classes),
                                                   encoding="utf-8")
-        counts = {id(d): _report_skipped(d, run_dir) for d in datasets}
+        counts = {id(d): _record_skipped(d, run_dir) for d in datasets}
     result = trainer.fit()
     if main:
         for d in datasets:
-            if _report_skipped(d, run_dir, counts[id(d)]) is None:
+            if _record_skipped(d, run_dir, counts[id(d)]) is None:
                 _warn_bad_videos(d)
     return result
 
 
-CLASSES_FILE = "classes.txt"
-
-
-def _report_skipped(dataset: VideoDataset, folder: str | Path, known: int | None = None
-                   ) -> int | None:
-    """For a Kinetics dataset, write ``folder/missing-<split>.csv`` (:func:`write_missing`)
-    and log how many clips were skipped (into ``train.log`` while the run records it), unless
-    ``known`` were already reported; the number skipped, or ``None`` for another dataset."""
+def _record_skipped(dataset: VideoDataset, folder: str | Path, known: int | None = None
+                    ) -> int | None:
+    """For a Kinetics dataset, the number of clips skipped so far, listed in ``folder`` (and
+    logged into ``train.log`` while the run records it) unless ``known`` were already;
+    ``None`` for another dataset."""
     if not isinstance(dataset, Kinetics):
         return None
     skipped = dataset.skipped()
-    path = write_missing(skipped, missing_file(folder, dataset.split))
-    if path is not None and len(skipped) != known:
-        run_log.warning("%d of %d %s videos missing/unreadable, skipped; listed in %s",
-                    len(skipped), dataset.listed, dataset.split, path)
+    if len(skipped) != known:
+        _write_skipped(skipped, dataset.listed, dataset.split, folder, run_log)
     return len(skipped)
+
+
+def _write_skipped(skipped: list[Skipped], listed: int, split: str, folder: str | Path,
+                   logger: logging.Logger) -> None:
+    """``folder/missing-<split>.csv`` (:func:`write_missing`), and a line saying so."""
+    path = write_missing(skipped, missing_file(folder, split))
+    if path is not None:
+        logger.warning("%d of %d %s videos missing/unreadable, skipped; listed in %s",
+                       len(skipped), listed, split, path)
 
 
 def _warn_bad_videos(dataset: VideoDataset) -> None:
@@ -289,8 +295,6 @@ def evaluate_checkpoint(checkpoint: str | Path, *, dataset: str | None = None,
     return report
 
 
-PREDICTIONS_FILE = "predictions.csv"
-
 
 def save_report(report: EvalReport, out: str | Path) -> tuple[Path, Path | None]:
     """``report.json``, ``predictions.csv``, ``confusion.png`` (labelled videos only) and, for
@@ -303,11 +307,8 @@ def save_report(report: EvalReport, out: str | Path) -> tuple[Path, Path | None]
     json_path = report.save_json(out / "report.json")
     report.save_predictions(out / PREDICTIONS_FILE)
     if report.source.get("dataset") == "kinetics":
-        path = write_missing(report.skipped, missing_file(out, report.source["split"]))
-        if path is not None:
-            log.warning("%d of %d %s videos missing/unreadable, skipped; listed in %s",
-                        len(report.skipped), len(report.skipped) + len(report.predictions),
-                        report.source["split"], path)
+        _write_skipped(report.skipped, len(report.skipped) + len(report.predictions),
+                       report.source["split"], out, log)
     if report.metrics is None:
         (out / "confusion.png").unlink(missing_ok=True)  # an earlier report's
         return json_path, None
