@@ -44,22 +44,21 @@ class EvalReport:
     skipped: list[Skipped] = field(default_factory=list)  # Kinetics clips left out
 
     def to_dict(self) -> dict[str, Any]:
-        out = {**self.source, "mode": self.mode, "frames": self.frames, "clips": self.clips,
-               "num_samples": len(self.predictions), "skipped_videos": len(self.skipped),
-               "labelled": self.metrics is not None}
         m = self.metrics
-        if m is not None:
-            out.update({
-                "top1": m.top1, "top5": m.top5,
-                "mean_class_accuracy": _finite(m.mean_class_accuracy),
-                "per_class_accuracy": {c: _finite(a) for c, a in zip(self.classes,
-                                                                     m.per_class_accuracy,
-                                                                     strict=True)},
-            })
-        out["classes"] = self.classes
-        if m is not None:
-            out["confusion"] = m.confusion
-        return {**out, "seconds": round(self.seconds, 2)}
+        scores = {} if m is None else {
+            "top1": m.top1, "top5": m.top5,
+            "mean_class_accuracy": _finite(m.mean_class_accuracy),
+            "per_class_accuracy": {c: _finite(a) for c, a in zip(self.classes,
+                                                                 m.per_class_accuracy,
+                                                                 strict=True)},
+        }
+        return {
+            **self.source, "mode": self.mode, "frames": self.frames, "clips": self.clips,
+            "num_samples": len(self.predictions), "skipped_videos": len(self.skipped),
+            "labelled": m is not None, **scores, "classes": self.classes,
+            **({} if m is None else {"confusion": m.confusion}),
+            "seconds": round(self.seconds, 2),
+        }
 
     def save_json(self, path: str | Path) -> Path:
         path = Path(path)
