@@ -210,6 +210,12 @@ def test_train_and_evaluate_through_the_cli(tree: Path, tmp_path: Path, caplog, 
     [row] = _rows(evaluated / "predictions.csv")
     assert (row["youtube_id"], row["time_start"], row["label"]) == ("vvv", "0", "abseiling")
     assert (evaluated / "confusion.png").is_file()
+    assert main(["evaluate", "--checkpoint", str(run), "--split", "train", "--workers", "0",
+                 "--out", str(tmp_path / "train-eval")]) == 0
+    report = json.loads((tmp_path / "train-eval" / "report.json").read_text())
+    assert (report["num_samples"], report["skipped_videos"]) == (4, 2)  # fff fails to decode:
+    assert [r["youtube_id"] for r in _rows(tmp_path / "train-eval" / "predictions.csv")] == [
+        "aaa", "b-b_1", "ccc", "ddd"]  # its row, another video's clip, is left out
 
     capsys.readouterr()
     assert main(["evaluate", "--checkpoint", str(run), "--split", "test", "--workers", "0"]) == 0
