@@ -221,6 +221,35 @@ def test_complete_dataset_is_reused_and_other_config_replaces_it(tmp_path: Path)
     assert len(list(videos.rglob("*.avi"))) == 9
 
 
+def test_class_offset_picks_later_motions_and_seeds_follow_the_motion() -> None:
+    target = SynthConfig(classes=3, class_offset=2, groups=4, clips_per_group=2, seed=3)
+    assert target.class_names == ["Rise", "Fall", "RotateClockwise"]
+    assert SynthConfig(classes=4, class_offset=len(MOTIONS) - 4).class_names == [
+        m.name for m in MOTIONS[-4:]]
+    # label 1 of the target is label 3 of the source: the same motion, so the same clips ...
+    assert clip_seed(target, 1, 2, 1) == clip_seed(CONFIG, 3, 2, 1)
+    # ... unless the seed differs: then every clip is new
+    other = SynthConfig(classes=3, class_offset=2, groups=4, clips_per_group=2, seed=4)
+    assert clip_seed(other, 1, 2, 1) != clip_seed(CONFIG, 3, 2, 1)
+    assert clip_seed(SynthConfig(classes=2, seed=3), 2, 1, 1) == clip_seed(CONFIG, 2, 1, 1)
+
+
+def test_a_target_with_a_class_offset_and_another_seed_shares_no_clip(dataset: Path,
+                                                                      tmp_path: Path) -> None:
+    same = SynthConfig(**{**CONFIG.__dict__, "classes": 2, "class_offset": 2})
+    videos = generate_dataset(tmp_path / "same", same, progress=False)
+    assert sorted(p.name for p in videos.iterdir()) == ["Fall", "Rise"]
+    source = file_hashes(dataset)
+    assert {k: v for k, v in file_hashes(tmp_path / "same").items()
+            if k.endswith(".avi")} == {k: v for k, v in source.items()
+                                       if k.startswith(("UCF-101/Rise/", "UCF-101/Fall/"))}
+    assert read_metadata(tmp_path / "same")["classes"] == ["Rise", "Fall"]
+    new = SynthConfig(**{**same.__dict__, "seed": 4})
+    generate_dataset(tmp_path / "same", new, progress=False)  # another config: replaced
+    assert read_metadata(tmp_path / "same")["config"]["seed"] == 4
+    assert not set(file_hashes(tmp_path / "same").values()) & set(source.values())
+
+
 def test_refuses_a_folder_it_did_not_write(tmp_path: Path) -> None:
     (tmp_path / "UCF-101" / "ApplyEyeMakeup").mkdir(parents=True)
     with pytest.raises(ValueError, match="not a synthetic dataset"):
@@ -237,7 +266,8 @@ def test_unreadable_metadata_names_the_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("bad", [
     {"classes": 1}, {"classes": len(MOTIONS) + 1}, {"groups": 2}, {"groups": 100},
     {"clips_per_group": 0}, {"frames": 1}, {"size": (8, 64)}, {"size": (65, 64)},
-    {"size": (64, 64, 3)}])
+    {"size": (64, 64, 3)}, {"class_offset": -1}, {"class_offset": len(MOTIONS) - 1},
+    {"classes": 4, "class_offset": len(MOTIONS) - 3}])
 def test_bad_config_is_refused(bad: dict) -> None:
     with pytest.raises(ValueError):
         SynthConfig(**bad)
@@ -255,6 +285,13 @@ def test_mict_synth_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "split 1: 16 train / 8 test" in out
     meta = json.loads((tmp_path / "synth.json").read_text())
     assert meta["config"] == {"classes": 4, "groups": 3, "clips_per_group": 2, "frames": 4,
-                              "size": [40, 32], "seed": 1}
+                              "size": [40, 32], "seed": 1, "class_offset": 0}
     with pytest.raises(SystemExit):
         parser.parse_args(["synth", str(tmp_path), "--size", "40by32"])
+    args = parser.parse_args(["synth", str(tmp_path / "t"), "--classes", "4", "--class-offset",
+                              str(len(MOTIONS) - 4), "--groups", "3", "--clips-per-group", "1",
+                              "--frames", "4", "--size", "32x32", "--seed", "2"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert f"classes: {', '.join(m.name for m in MOTIONS[-4:])}" in out
+    assert read_metadata(tmp_path / "t")["config"]["class_offset"] == len(MOTIONS) - 4

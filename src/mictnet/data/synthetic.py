@@ -149,7 +149,8 @@ MOTIONS: tuple[Motion, ...] = (
     Motion("Shake", _shake, flip_safe=True),
     Motion("Bounce", _bounce, flip_safe=True),
 )
-"""The catalogue, time-reversed pairs first; a dataset of ``N`` classes uses the first ``N``."""
+"""The catalogue, time-reversed pairs first; a dataset of ``N`` classes uses the first ``N``
+(after the first ``class_offset``)."""
 
 
 def reversed_pairs(motions: tuple[Motion, ...] = MOTIONS) -> list[tuple[str, str]]:
@@ -161,8 +162,10 @@ def reversed_pairs(motions: tuple[Motion, ...] = MOTIONS) -> list[tuple[str, str
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """What to generate: the first ``classes`` motions, ``groups`` × ``clips_per_group`` clips
-    per class of ``frames`` frames of ``size`` (width, height) pixels, all drawn from ``seed``."""
+    """What to generate: ``classes`` motions of the catalogue from index ``class_offset`` on,
+    ``groups`` × ``clips_per_group`` clips per class of ``frames`` frames of ``size`` (width,
+    height) pixels, all drawn from ``seed``. A clip's seed names its motion, not its label, so
+    two datasets share no clip unless they share a class and ``seed``."""
 
     classes: int = 8
     groups: int = 25
@@ -170,11 +173,17 @@ class SynthConfig:
     frames: int = 16
     size: tuple[int, int] = (64, 64)
     seed: int = 0
+    class_offset: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", tuple(int(v) for v in self.size))
-        if not 2 <= self.classes <= len(MOTIONS):
-            raise ValueError(f"classes must be in 2..{len(MOTIONS)}, got {self.classes}")
+        if not 0 <= self.class_offset <= len(MOTIONS) - 2:
+            raise ValueError(f"class_offset must be in 0..{len(MOTIONS) - 2}, got "
+                             f"{self.class_offset}")
+        if not 2 <= self.classes <= len(MOTIONS) - self.class_offset:
+            raise ValueError(f"classes must be in 2..{len(MOTIONS) - self.class_offset} (the "
+                             f"catalogue has {len(MOTIONS)} motions, class_offset is "
+                             f"{self.class_offset}), got {self.classes}")
         if not NUM_SPLITS <= self.groups <= 99:
             raise ValueError(f"groups must be in {NUM_SPLITS}..99 (three group splits, "
                              f"two-digit names), got {self.groups}")
@@ -188,7 +197,7 @@ class SynthConfig:
 
     @property
     def motions(self) -> tuple[Motion, ...]:
-        return MOTIONS[: self.classes]
+        return MOTIONS[self.class_offset: self.class_offset + self.classes]
 
     @property
     def class_names(self) -> list[str]:
@@ -360,8 +369,9 @@ def clip_name(class_name: str, group: int, clip: int) -> str:
 
 
 def clip_seed(config: SynthConfig, label: int, group: int, clip: int) -> list[int]:
-    """The seed of one clip (``label``, ``group`` and ``clip`` 1-based) for :func:`render_clip`."""
-    return [config.seed, GENERATOR_VERSION, label, group, clip]
+    """The seed of one clip (``label``, ``group`` and ``clip`` 1-based) for :func:`render_clip`:
+    it holds the motion's place in the catalogue (``label`` without a class offset)."""
+    return [config.seed, GENERATOR_VERSION, config.class_offset + label, group, clip]
 
 
 def _metadata(config: SynthConfig, complete: bool) -> dict:

@@ -13,7 +13,7 @@ from ..data.synthetic import (
     held_out_groups,
     reversed_pairs,
 )
-from .args import frame_size, positive_int
+from .args import frame_size, non_negative_int, positive_int
 
 
 def summary(out_dir: Path, config: SynthConfig) -> list[str]:
@@ -41,7 +41,7 @@ def summary(out_dir: Path, config: SynthConfig) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     config = SynthConfig(classes=args.classes, groups=args.groups,
                          clips_per_group=args.clips_per_group, frames=args.frames,
-                         size=args.size, seed=args.seed)
+                         size=args.size, seed=args.seed, class_offset=args.class_offset)
     generate_dataset(args.out, config, progress=True)
     print("\n".join(summary(Path(args.out), config)))
     return 0
@@ -57,7 +57,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "an existing complete dataset with the same settings is reused.")
     p.add_argument("out", type=Path, metavar="OUT", help="output folder")
     p.add_argument("--classes", type=positive_int, default=d.classes,
-                   help=f"number of motion classes, 2-{len(MOTIONS)} (default {d.classes})")
+                   help=f"number of motion classes, 2-{len(MOTIONS)}: the catalogue's first ones "
+                        f"(default {d.classes})")
+    p.add_argument("--class-offset", type=non_negative_int, default=d.class_offset,
+                   help="skip this many motions of the catalogue first, so that two datasets "
+                        "hold different classes (a pre-training source and a small target: "
+                        "--classes 8 and --classes 4 --class-offset 8)")
     p.add_argument("--groups", type=positive_int, default=d.groups,
                    help=f"groups per class, 3-99 (default {d.groups})")
     p.add_argument("--clips-per-group", type=positive_int, default=d.clips_per_group,
@@ -66,5 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"frames per clip (default {d.frames})")
     p.add_argument("--size", type=frame_size, default=d.size, metavar="WIDTHxHEIGHT",
                    help=f"frame size, width first (default {d.size[0]}x{d.size[1]})")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    p.add_argument("--seed", type=int, default=d.seed,
+                   help=f"random seed; another seed gives new clips of the same classes "
+                        f"(default {d.seed})")
     p.set_defaults(func=run)
