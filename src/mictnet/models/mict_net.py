@@ -7,42 +7,42 @@ tube and sums the two (the cross-domain residual), then deepens the sum with mor
 ``pretrained="imagenet"`` loads that file key for key; the 3D branches (``mict3d.*``) start
 fresh. Clip ``N×3×16×160×160`` -> features ``N×1024×4×5×5`` -> logits.
 
-Design points. "paper" marks what the paper fixes; "chosen" what it leaves open (or what
-this table could not check against its text: the abstract and the project's issue 11 were at
-hand, not the full text; check those rows against §3 and the MiCT-Net figure).
+Design points. The third column says where each comes from: "paper" where the paper fixes it,
+"chosen" where it leaves it open. The paper's full text was not at hand when this table was
+written: its "paper" rows rest on the abstract and on issue 11's summary of the paper (marked
+"issue"); check them against the paper's MiCT-Net section and architecture figure.
 
 =====================  ===============================================  =======================
-point                  here                                             paper
+point                  here                                             source
 =====================  ===============================================  =======================
-backbone               BN-Inception (Ioffe & Szegedy 2015, Fig. 5),     paper: §3, MiCT-Net
-                       every 2D layer, Caffe-style conv biases          (BN-Inception style)
-number of MiCTs        four                                             paper: §3, MiCT-Net
-                                                                        figure
-a MiCT                 3D conv + BN (+ pool) + ReLU beside the first    paper: §3, MiCT and
-                       2D unit, summed; the tube's other 2D units       cross-domain residual
-                       after the sum                                    figures
+backbone               BN-Inception (Ioffe & Szegedy 2015, Fig. 5),     paper (issue): an
+                       every 2D layer, Caffe-style conv biases          Inception-style
+                                                                        (BN-Inception) backbone
+number of MiCTs        four                                             paper (issue)
+a MiCT                 3D conv + BN (+ pool) + ReLU beside the first    paper (abstract: 2D
+                       2D unit, summed (cross-domain residual); the     CNNs on a 3D conv
+                       tube's other 2D units after the sum              module; the residual)
 where they sit         beside ``conv1``, ``conv2``, ``inception_3a``,   chosen: the start of
                        ``inception_4a``; 3b-3c, 4b-4e and 5a-5b are     each of the first four
                        the tubes' stacked 2D units                      resolutions
-3D kernels             3×7×7 beside ``conv1`` (its 7×7), 3×3×3 after    paper: 3 frames in
-                                                                        time; spatial chosen
-                                                                        as the 2D unit's
-3D padding in time     look-ahead: output t sees frames t..t+2, so it   chosen
-                       stays aligned with the 2D unit's frame t
+3D kernels             3 frames; 3×7×7 beside ``conv1`` (its 7×7),      chosen (3 frames: check
+                       3×3×3 after                                      against the paper)
+3D padding in time     look-ahead: output t sees frames t..t+2, so it   chosen (as MiCT-ResNet
+                       stays aligned with the 2D unit's frame t         here)
 3D channels            the 2D unit's outputs: 64, 192, 256, 576         forced by the sum
 spatial strides        as the 2D unit: stride 2 + 1×3×3 max-pool (ceil  forced by the sum
                        mode) beside ``conv1``, stride 2 beside
                        ``conv2`` + pool, 1 beside 3a and 4a
-temporal strides       1, 1, 2, 2: 16 frames -> 4 steps at the head;    chosen (the paper
-                       a tube with stride 2 runs its 2D units on every  reduces time; where
-                       2nd frame and its 3D conv with stride 2          and by how much: open)
-input                  16×160×160 RGB, ImageNet mean/std; any length;   paper: 16 frames of
-                       height and width multiples of 32                 160×160
-head                   mean over space, dropout 0.5 (whole channels),   paper: per-step scores
-                       classifier at every step, mean over time         averaged; dropout chosen
-ImageNet start         2D layers from the public BN-Inception file      chosen (the file is the
-                       (BGR 0-255 input folded into ``conv1_7x7_s2``);  public one; the paper
-                       3D branches and classifier fresh                 starts from ImageNet)
+temporal strides       1, 1, 2, 2: 16 frames -> 4 steps at the head;    chosen (how much and
+                       a tube with stride 2 runs its 2D units on every  where time is reduced)
+                       2nd frame and its 3D conv with stride 2
+input                  16×160×160 RGB, ImageNet mean/std; any length;   16×160×160: paper
+                       height and width multiples of 32                 (issue); 32: BN-Inception
+head                   mean over space, dropout 0.5 (whole channels),   chosen (as every model
+                       classifier at every step, mean over time         here)
+ImageNet start         2D layers from the public BN-Inception file      chosen (the public
+                       (BGR 0-255 input folded into ``conv1_7x7_s2``);  file); 3D fresh as in
+                       3D branches and classifier fresh                 MiCT-ResNet
 =====================  ===============================================  =======================
 """
 
