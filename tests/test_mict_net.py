@@ -13,7 +13,7 @@ from mictnet.engine.batching import build_loaders
 from mictnet.engine.checkpoint import CheckpointMeta, save_checkpoint
 from mictnet.engine.measure import model_info
 from mictnet.engine.train import Trainer
-from mictnet.models import build_model, get_variant
+from mictnet.models import build_model, fuse_conv_bn, get_variant
 from mictnet.models import weights as weights_module
 from mictnet.models.mict_net import TUBES
 from mictnet.tools import export
@@ -175,3 +175,20 @@ def test_mict_net_learns_motion_direction(tmp_path: Path) -> None:
                      train.classes).fit()
     assert result.epochs_done == 4 and result.best_top1 is not None
     assert result.best_top1 >= 0.6
+
+
+def test_every_batch_norm_folds():
+    """``fuse_conv_bn`` folds BN-Inception's ``name``/``name_bn`` pairs and the 3D branches'."""
+    torch.manual_seed(0)
+    model = build_model("mict_net", 5).eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    clip = torch.randn(2, 3, 8, 32, 32)
+    with torch.no_grad():
+        before = model(clip)
+        fuse_conv_bn(model)
+        after = model(clip)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)

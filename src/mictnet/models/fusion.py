@@ -6,8 +6,10 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-#: Attribute pairs where a batch norm directly follows a convolution in every model here.
+#: Attribute pairs where a batch norm directly follows a convolution in every model here; in
+#: BN-Inception's layout (mict_net) every convolution ``name`` has its batch norm ``name_bn``.
 _CONV_BN_NAMES = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"), ("conv", "bn"))
+_BN_SUFFIX = "_bn"
 
 
 def fuse_conv_bn(model: nn.Module) -> nn.Module:
@@ -19,7 +21,9 @@ def fuse_conv_bn(model: nn.Module) -> nn.Module:
     if model.training:
         raise RuntimeError("fuse_conv_bn needs a model in eval mode")
     for module in model.modules():
-        for conv_name, bn_name in _CONV_BN_NAMES:
+        suffixed = [n for n, _ in module.named_children() if n.endswith(_BN_SUFFIX)]
+        names = _CONV_BN_NAMES + tuple((n.removesuffix(_BN_SUFFIX), n) for n in suffixed)
+        for conv_name, bn_name in names:
             conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
             if isinstance(conv, (nn.Conv2d, nn.Conv3d)) and isinstance(bn, _BatchNorm):
                 setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
