@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                 "checkpoint"),
     "crossval": ("experiments", "train and evaluate on the three official splits: the "
                                 "published table"),
+    "transfer-study": ("transfer_study", "train on the target directly and via a pre-training "
+                                         "source, over splits and seeds: the comparison table"),
     "sweep": ("experiments", "video-level accuracy versus the number of frames"),
     "plot": ("experiments", "training curves (loss, top-1) from metrics.csv"),
     "benchmark": ("benchmark", "parameters, GFLOPs, memory and frames/s of models "

@@ -94,3 +94,23 @@ def plot_accuracy_vs_length(curves: dict[str, list[tuple[int, float]]], path: st
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot_grouped_bars(groups: Sequence[str],
+                      series: dict[str, tuple[Sequence[float], Sequence[float | None]]],
+                      path: str | Path, ylabel: str, title: str = "") -> Path:
+    """One cluster of bars per group: each series (name -> a mean and a standard deviation per
+    group, ``None`` for no spread) is a bar in every cluster, its deviation an error bar."""
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(groups) * max(len(series), 1)), 4))
+    width = 0.8 / max(len(series), 1)
+    for i, (name, (means, stds)) in enumerate(series.items()):
+        xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        errors = [s or 0.0 for s in stds]
+        bars = ax.bar(xs, means, width, yerr=errors, capsize=4, label=name, color=f"C{i}")
+        ax.bar_label(bars, [f"{m:.1f}" for m in means], padding=2, fontsize=8)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set(ylabel=ylabel, title=title)
+    ax.set_ylim(0, max(100.0, ax.get_ylim()[1]))
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)

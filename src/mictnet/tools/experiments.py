@@ -144,15 +144,47 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- crossval
 
-def _mean_std(values: list[float]) -> tuple[float, float | None]:
+def mean_std(values: list[float]) -> tuple[float, float | None]:
     """Mean and standard deviation (``None`` for a single value)."""
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
-def _pm(values: list[float]) -> str:
-    """``"25.0 ± 1.2"`` in percent; a single split has no ±."""
-    mean, std = _mean_std([100 * v for v in values])
+def percent_pm(values: list[float]) -> str:
+    """``"25.0 ± 1.2"`` in percent; a single value has no ±."""
+    mean, std = mean_std([100 * v for v in values])
     return f"{mean:.1f}" if std is None else f"{mean:.1f} ± {std:.1f}"
+
+
+def ensure_trained(cfg: TrainConfig, run_dir: Path) -> None:
+    """Train ``cfg`` in ``run_dir``: a finished run of the same configuration is reused, an
+    unfinished one resumed, a run of another configuration is an error naming the keys."""
+    status = run_status(run_dir, cfg.schedule.epochs, cfg)
+    if status == "finished":
+        log.info("%s: already trained (same configuration)", run_dir)
+        return
+    if status == "new" and env_dist_info().is_main:
+        claim_run_dir(run_dir, overwrite=True)  # a killed attempt's files kept aside
+    train_run(cfg, run_dir, resume=status == "unfinished")
+
+
+def train_and_evaluate(cfg: TrainConfig, run_dir: Path, weights: str = "final"
+                       ) -> EvalReport | None:
+    """:func:`ensure_trained`, then the test report of its ``final`` (``last.pt``) or ``best``
+    weights, saved in ``run_dir/eval-clip``; ``None`` in the other processes of a distributed
+    run."""
+    ensure_trained(cfg, run_dir)
+    if not env_dist_info().is_main:
+        barrier()  # wait for the main process's evaluation
+        return None
+    path = run_dir / ("last.pt" if weights == "final" else "best.pt")
+    if not path.is_file():
+        raise RuntimeError(f"{path}: not written (no test evaluation during training?)")
+    report = evaluate_checkpoint(path, mode="clip", workers=cfg.data.workers,
+                                 device=cfg.runtime.device, amp=cfg.runtime.amp,
+                                 progress=cfg.runtime.progress)
+    save_report(report, run_dir / "eval-clip")
+    barrier()
+    return report
 
 
 def crossval_table(name: str, rows: list[dict[str, Any]], cost: dict[str, float],
@@ -162,8 +194,8 @@ def crossval_table(name: str, rows: list[dict[str, Any]], cost: dict[str, float]
         f"| model | splits | top-1 (%) | top-5 (%) | params (M) | memory/clip (MB) | "
         f"frames/s ({device}) |",
         "|---|---|---|---|---|---|---|",
-        f"| {name} | {len(rows)} | {_pm([r['top1'] for r in rows])} | "
-        f"{_pm([r['top5'] for r in rows])} | "
+        f"| {name} | {len(rows)} | {percent_pm([r['top1'] for r in rows])} | "
+        f"{percent_pm([r['top5'] for r in rows])} | "
         f"{cost['params_m']:.1f} | {cost['memory_mb_per_clip']:.1f} | "
         f"{cost['frames_per_s']:.0f} |",
         "",
@@ -186,37 +218,21 @@ def _crossval_command(args: argparse.Namespace) -> int:
     base = resolve_config(args)
     name = base.preset or base.model.name
     out = Path(args.out) if args.out else Path("runs") / f"crossval-{name}"
-    dist = env_dist_info()
     rows = []
     classes: list[str] = []
     for split in args.folds:
-        cfg = replace(base, data=replace(base.data, split=split))
         run_dir = out / f"split{split}"
-        status = run_status(run_dir, cfg.schedule.epochs, cfg)  # the same run, or an error
-        if status == "finished":
-            log.info("split %d: already trained in %s (same configuration)", split, run_dir)
-        else:
-            if status == "new" and dist.is_main:
-                claim_run_dir(run_dir, overwrite=True)  # a killed attempt's files kept aside
-            train_run(cfg, run_dir, resume=status == "unfinished")
-        if not dist.is_main:
-            barrier()  # wait for the main process's evaluation
-            continue
-        weights = run_dir / ("last.pt" if args.weights == "final" else "best.pt")
-        if not weights.is_file():
-            raise RuntimeError(f"{weights}: not written (no test evaluation during training?)")
-        report = evaluate_checkpoint(weights, mode="clip", workers=cfg.data.workers,
-                                     device=cfg.runtime.device, amp=cfg.runtime.amp,
-                                     progress=cfg.runtime.progress)
-        save_report(report, run_dir / "eval-clip")
+        report = train_and_evaluate(replace(base, data=replace(base.data, split=split)),
+                                    run_dir, args.weights)
+        if report is None:
+            continue  # not the main process
         m = report.metrics
         rows.append({"split": split, "top1": m.top1, "top5": m.top5,
                      "mean_class_accuracy": m.mean_class_accuracy, "num_samples": m.num_samples,
                      "run": str(run_dir)})
         classes = report.classes
         log.info("split %d: %s", split, report.summary())
-        barrier()
-    if not dist.is_main:
+    if not env_dist_info().is_main:
         return 0
     device = resolve_device(base.runtime.device)
     cost = model_costs(base, len(classes), device)
@@ -224,7 +240,7 @@ def _crossval_command(args: argparse.Namespace) -> int:
                               if base.model.temporal_stride else "")
     table = crossval_table(name, rows, cost, device.type)
     (out / "crossval.md").write_text(table, encoding="utf-8")
-    top1, top5 = (_mean_std([r[k] for r in rows]) for k in ("top1", "top5"))
+    top1, top5 = (mean_std([r[k] for r in rows]) for k in ("top1", "top5"))
     summary = {"preset": base.preset, "model": base.model.name, "weights": args.weights,
                "device": str(device), "splits": rows, "top1_mean": top1[0], "top1_std": top1[1],
                "top5_mean": top5[0], "top5_std": top5[1], **cost, "config": base.to_dict()}

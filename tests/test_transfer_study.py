@@ -1,0 +1,137 @@
+"""``mict transfer-study``: how each run is configured, the tables it writes, that an interrupted
+study resumes, and that fine-tuning from a synthetic source beats training from scratch on a
+small synthetic target, over three seeds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from mictnet.cli import main
+from mictnet.data.synthetic import SynthConfig, generate_dataset
+from mictnet.tools import transfer_study
+
+# the source: the four time-reversed pairs, 288 training clips; the target: two of those pairs
+# (ZoomIn/ZoomOut, Rise/Fall) as new clips (another seed), 12 training clips per class
+SOURCE = SynthConfig(classes=8, groups=25, clips_per_group=2, size=(32, 32), seed=0)
+TARGET = SynthConfig(classes=4, groups=9, clips_per_group=2, size=(32, 32), seed=1)
+SEEDS = ("0", "1", "2")
+QUIET = ["--set", "runtime.tensorboard=false", "--set", "runtime.progress=false"]
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    transfer_study.register(parser.add_subparsers())
+    return parser.parse_args(["transfer-study", "--source-root", "/data/K400",
+                              "--target-root", "/data/UCF-101", *argv])
+
+
+def test_published_recipe_runs() -> None:
+    args = parse("--set", "data.workers=2", "--source-set", "schedule.epochs=3")
+    source = transfer_study.source_config(args, "resnet3d_18")
+    assert (source.preset, source.model.name, source.model.pretrained) == (
+        "r3d18-kinetics400", "resnet3d_18", "imagenet")
+    assert (source.data.dataset, source.data.root) == ("kinetics", "/data/K400")
+    assert (source.data.workers, source.schedule.epochs) == (2, 3)
+    direct = transfer_study.target_config(args, "resnet3d_18", "direct", 2, 5)
+    assert (direct.preset, direct.model.pretrained, direct.model.init_from) == (
+        "r3d18-ucf101", "imagenet", None)
+    assert (direct.data.dataset, direct.data.root, direct.data.split) == (
+        "ucf101", "/data/UCF-101", 2)
+    assert (direct.runtime.seed, direct.data.workers, direct.schedule.epochs) == (5, 2, 90)
+    tuned = transfer_study.target_config(args, "mict_resnet18", "via-source", 3, 0,
+                                         Path("/runs/source/last.pt"))
+    assert (tuned.preset, tuned.model.init_from, tuned.optim.backbone_lr_mult) == (
+        "mict18-ucf101-from-k400", "/runs/source/last.pt", 0.1)
+
+
+def test_pretrained_none_and_the_demo_recipe_for_any_model() -> None:
+    args = parse("--recipe", "demo", "--pretrained", "none", "--source-dataset", "ucf101")
+    source = transfer_study.source_config(args, "resnet2d_18")
+    direct = transfer_study.target_config(args, "resnet2d_18", "direct", 1, 0)
+    tuned = transfer_study.target_config(args, "resnet2d_18", "via-source", 1, 0, Path("s.pt"))
+    assert {c.preset for c in (source, direct, tuned)} == {"demo-quick"}
+    assert {c.model.name for c in (source, direct, tuned)} == {"resnet2d_18"}
+    assert source.model.pretrained is direct.model.pretrained is None
+    assert (direct.optim.backbone_lr_mult, tuned.optim.backbone_lr_mult) == (1.0, 0.1)
+    assert tuned.model.init_from == str(Path("s.pt").resolve())
+    assert parse("--pretrained", "imagenet").pretrained == "imagenet"
+
+
+def test_a_model_without_published_recipe_fails_before_training(tmp_path: Path,
+                                                                 capsys) -> None:
+    assert main(["transfer-study", "--source-root", str(tmp_path), "--target-root",
+                 str(tmp_path), "--models", "mict_resnet18", "resnet2d_18",
+                 "--out", str(tmp_path / "study")]) == 2
+    assert "no published transfer recipe for resnet2d_18" in capsys.readouterr().err
+    assert not (tmp_path / "study").exists()
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """The study of mict_resnet18 on target split 1 with three seeds: one source run, six
+    target runs."""
+    data = tmp_path_factory.mktemp("data")
+    source = generate_dataset(data / "source", SOURCE, progress=False)
+    target = generate_dataset(data / "target", TARGET, progress=False)
+    out = data / "study"
+    argv = ["transfer-study", "--source-root", str(source), "--target-root", str(target),
+            "--source-dataset", "ucf101", "--models", "mict_resnet18", "--recipe", "demo",
+            "--pretrained", "none", "--folds", "1", "--seeds", *SEEDS, "--out", str(out),
+            *QUIET]
+    assert main(argv) == 0
+    return out, argv
+
+
+@pytest.mark.slow
+def test_the_tables_and_the_bar_chart(study: tuple[Path, list[str]], capsys) -> None:
+    out, _ = study
+    summary = json.loads((out / "transfer.json").read_text())
+    table = summary["table"]
+    assert [(t["model"], t["arm"], t["init"], t["runs"]) for t in table] == [
+        ("mict_resnet18", "direct", "scratch", 3),
+        ("mict_resnet18", "via-source", "scratch → source", 3)]
+    assert all(t["params_m"] > 0 and t["frames_per_s"] > 0 for t in table)
+    assert [(r["arm"], r["seed"], r["num_samples"]) for r in summary["runs"]] == [
+        (arm, seed, 24) for seed in range(3) for arm in transfer_study.ARMS]
+    markdown = (out / "transfer.md").read_text()
+    for t in table:
+        row = f"| mict_resnet18 | {t['init']} | 3 | {100 * t['top1_mean']:.1f} ± "
+        assert row in markdown
+    assert "frames/s (cpu)" in markdown and "better in" in markdown
+    assert (out / "transfer.png").read_bytes()[:4] == b"\x89PNG"
+    for arm in transfer_study.ARMS:
+        assert (out / "mict_resnet18" / arm / "split1-seed2" / "eval-clip" /
+                "report.json").is_file()
+
+
+@pytest.mark.slow
+def test_fine_tuning_from_the_source_beats_scratch_over_seeds(
+        study: tuple[Path, list[str]]) -> None:
+    gain = json.loads((study[0] / "transfer.json").read_text())["gains"]["mict_resnet18"]
+    assert gain["pairs"] == 3
+    assert gain["top1_mean"] >= 0.10, gain  # ten points or more, averaged over the seeds
+    assert gain["wins"] >= 2, gain  # and better in most seeds, not one lucky run
+
+
+@pytest.mark.slow
+def test_an_interrupted_study_resumes_and_finished_runs_are_reused(
+        study: tuple[Path, list[str]], capsys) -> None:
+    out, argv = study
+    weights = {p: p.read_bytes() for p in out.rglob("last.pt")}
+    lost = out / "mict_resnet18" / "via-source" / "split1-seed2"
+    for path in lost.iterdir():  # as if killed before its first checkpoint
+        if path.is_file():
+            path.unlink()
+    assert main(argv) == 0
+    for path, data in weights.items():
+        if lost not in path.parents:
+            assert path.read_bytes() == data, path  # reused, not retrained
+    assert (lost / "last.pt").is_file() and (lost / "eval-clip" / "report.json").is_file()
+
+    assert main([*argv, "--set", "schedule.epochs=2"]) == 2
+    err = capsys.readouterr().err
+    assert "holds another run" in err and "schedule.epochs: 8 (saved) != 2 (requested)" in err
