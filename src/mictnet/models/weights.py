@@ -159,8 +159,8 @@ def fetch(file: WeightFile) -> dict[str, Tensor]:
     offline, a ``RuntimeError`` that names the URL and where to place the file."""
     cache = file.cache_path
     if not cache.is_file():
-        cache.parent.mkdir(parents=True, exist_ok=True)
         try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
             torch.hub.download_url_to_file(file.url, str(cache))
         except OSError as err:  # URLError and socket errors are OSErrors
             raise RuntimeError(
