@@ -107,10 +107,11 @@ def plot_grouped_bars(groups: Sequence[str],
         xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
         errors = [s or 0.0 for s in stds]
         bars = ax.bar(xs, means, width, yerr=errors, capsize=4, label=name, color=f"C{i}")
-        ax.bar_label(bars, [f"{m:.1f}" for m in means], padding=2, fontsize=8)
+        ax.bar_label(bars, [f"{m:.1f}" for m in means], label_type="center", color="white",
+                     fontsize=9)
     ax.set_xticks(range(len(groups)), groups)
     ax.set(ylabel=ylabel, title=title)
     ax.set_ylim(0, max(100.0, ax.get_ylim()[1]))
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=len(series))
     return _save(fig, path)

@@ -185,10 +185,10 @@ def _study(args: argparse.Namespace) -> int:
                              report.summary())
     if not env_dist_info().is_main:
         return 0
-    device = resolve_device(source_config(args, args.models[0]).runtime.device)
-    costs = {}
-    for model in args.models:
+    costs, device = {}, None
+    for model in args.models:  # measured as mict crossval and mict benchmark measure them
         cfg = target_config(args, model, "direct", args.folds[0], args.seeds[0])
+        device = resolve_device(cfg.runtime.device)
         classes = next(r["num_classes"] for r in rows if r["model"] == model)
         costs[model] = model_costs(cfg, classes, device)
     summary = study_summary(args, rows, sources, costs, str(device))
@@ -223,8 +223,10 @@ def study_summary(args: argparse.Namespace, rows: list[dict[str, Any]],
         mean, std = mean_std(diffs)
         gains[model] = {"top1_mean": mean, "top1_std": std, "wins": sum(d > 0 for d in diffs),
                         "pairs": len(diffs), "top1": diffs}
-    rankings = {arm: sorted(args.models, key=lambda m, arm=arm: -next(
-        t["top1_mean"] for t in table if t["model"] == m and t["arm"] == arm)) for arm in ARMS}
+    means = {(t["model"], t["arm"]): t["top1_mean"] for t in table}
+    rankings = {}
+    for arm in ARMS:
+        rankings[arm] = sorted(args.models, key=lambda m, arm=arm: -means[m, arm])
     summary = {
         "source": {"dataset": args.source_dataset, "root": args.source_root},
         "target": {"dataset": args.target_dataset, "root": args.target_root},
@@ -255,10 +257,11 @@ def transfer_markdown(summary: dict[str, Any]) -> str:
         spread = "" if g["top1_std"] is None else f" ± {100 * g['top1_std']:.1f}"
         lines.append(f"- {model}: {100 * g['top1_mean']:+.1f}{spread} points (better in "
                      f"{g['wins']} of {g['pairs']})")
+    lines += ["", "source runs:"]
     for model, s in summary["sources"].items():
         tested = "" if s["test_top1"] is None else f", {100 * s['test_top1']:.1f}% top-1 on " \
                                                    "its test set"
-        lines.append(f"- source run of {model}: {s['preset']} from {s['start']}{tested}")
+        lines.append(f"- {model}: {s['preset']} from {s['start']}{tested}")
     if len(summary["models"]) > 1:
         lines += ["", "ranking by top-1:"]
         lines += [f"- {arm}: {' > '.join(models)}" for arm, models in
