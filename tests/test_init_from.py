@@ -85,9 +85,12 @@ def test_freeze_until_stem_is_the_entrance(name: str) -> None:
     assert id(model.layer1) not in stem and id(model.fc) not in stem
 
 
-def test_freeze_until_a_stage_the_model_lacks_is_an_error() -> None:
-    with pytest.raises(ValueError, match="TinyVideoNet has no module layer1"):
-        build_configured_model(ModelConfig("tiny_video_net", freeze_until="layer1"), 4)
+@pytest.mark.parametrize(("name", "until"), [("tiny_video_net", "layer1"),
+                                             ("tiny_video_net", "stem"), ("mict_net", "stem")])
+def test_freeze_until_on_a_model_without_resnet_stages_is_an_error(name: str, until: str) -> None:
+    """Not a silent freeze of every module but the classifier."""
+    with pytest.raises(ValueError, match="has no ResNet stages"):
+        build_configured_model(ModelConfig(name, freeze_until=until), 4)
 
 
 def test_backbone_lr_mult_lowers_all_but_the_classifier() -> None:

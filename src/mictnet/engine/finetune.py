@@ -82,8 +82,9 @@ def stage_of(name: str) -> int | None:
 def frozen_modules(model: nn.Module, until: str) -> list[nn.Module]:
     """The top-level modules of ``model`` from the entrance up to and including stage ``until``."""
     children = dict(model.named_children())
-    if until != "stem" and until not in children:
-        raise ValueError(f"--freeze-until {until}: {type(model).__name__} has no module {until}")
+    if not set(STAGES[1:]) <= set(children):
+        raise ValueError(f"--freeze-until {until}: {type(model).__name__} has no ResNet stages "
+                         f"({', '.join(STAGES)}) to freeze")
     last = STAGES.index(until)
     return [m for name, m in children.items()
             if (stage := stage_of(name)) is not None and stage <= last]
