@@ -70,6 +70,23 @@ def test_a_model_without_published_recipe_fails_before_training(tmp_path: Path,
     assert not (tmp_path / "study").exists()
 
 
+def test_a_run_that_diverges_is_named(tmp_path: Path, capsys) -> None:
+    import tiny_clips  # noqa: F401  (registers tiny_video_net)
+
+    tiny = SynthConfig(classes=2, groups=3, clips_per_group=1, frames=4, size=(16, 16))
+    videos = generate_dataset(tmp_path / "data", tiny, progress=False)
+    out = tmp_path / "study"
+    argv = ["transfer-study", "--source-root", str(videos), "--target-root", str(videos),
+            "--source-dataset", "ucf101", "--models", "tiny_video_net", "--recipe", "demo",
+            "--folds", "1", "--out", str(out), *QUIET, "--set", "data.frames=4",
+            "--set", "data.crop_size=16", "--set", "data.resize=[16, 16]",
+            "--set", "schedule.epochs=1", "--set", "optim.batch_size=2"]
+    assert main([*argv, "--source-set", "optim.lr=1e30"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {out / 'tiny_video_net' / 'source'}: the loss became " in err
+    assert "finished runs are kept" in err
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """The study of mict_resnet18 on target split 1 with three seeds: one source run, six

@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from ..engine.measure import model_costs
 from ..engine.plots import plot_grouped_bars
 from ..engine.presets import preset
 from ..engine.runlog import read_metrics_csv
+from ..engine.train import NonFiniteLossError
 from ..engine.train_config import (
     DataConfig,
     TrainConfig,
@@ -140,6 +143,16 @@ def _last_test_top1(run_dir: Path) -> float | None:
 
 # ----------------------------------------------------------------------------- the study
 
+@contextmanager
+def _named(run_dir: Path) -> Iterator[None]:
+    """A run that diverges inside is named by its folder."""
+    try:
+        yield
+    except NonFiniteLossError as err:
+        raise NonFiniteLossError(f"{run_dir}: {err} The study stops; its finished runs are kept "
+                                 "and reused by the next start.") from None
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         return _study(args)
@@ -160,7 +173,8 @@ def _study(args: argparse.Namespace) -> int:
         done += 1
         log.info("transfer study [%d/%d]: %s on the source (%s, %s) in %s", done, total, model,
                  args.source_dataset, source_cfg.preset, source_dir)
-        ensure_trained(source_cfg, source_dir)
+        with _named(source_dir):
+            ensure_trained(source_cfg, source_dir)
         sources[model] = {"run": str(source_dir), "preset": source_cfg.preset,
                           "start": start_name(source_cfg.model.pretrained),
                           "test_top1": _last_test_top1(source_dir)}
@@ -172,7 +186,8 @@ def _study(args: argparse.Namespace) -> int:
                     done += 1
                     log.info("transfer study [%d/%d]: %s %s, split %d, seed %d (%s) in %s",
                              done, total, model, arm, split, seed, cfg.preset, run_dir)
-                    report = train_and_evaluate(cfg, run_dir)
+                    with _named(run_dir):
+                        report = train_and_evaluate(cfg, run_dir)
                     if report is None:
                         continue  # not the main process
                     m = report.metrics
