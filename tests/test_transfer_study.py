@@ -70,6 +70,7 @@ def test_a_model_without_published_recipe_fails_before_training(tmp_path: Path,
     assert not (tmp_path / "study").exists()
 
 
+@pytest.mark.slow
 def test_a_run_that_diverges_is_named(tmp_path: Path, capsys) -> None:
     import tiny_clips  # noqa: F401  (registers tiny_video_net)
 
