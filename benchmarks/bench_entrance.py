@@ -6,7 +6,14 @@ causal convolution:
 - ``padded``: ``F.conv3d`` on the clip zero-padded after its end (the plain formulation; baseline);
 - ``skip zeros``: :class:`mictnet.models.CausalConv3d` with the column-pair path forced off;
 - ``skip zeros + pairs``: with the column-pair path forced on (what ``CausalConv3d`` picks for
-  bf16 on the CPU; it keeps it off for fp32).
+  bf16 on the CPU and for fp32 on AVX2 CPUs);
+
+and, at batch 8, the whole entrance branch (convolution, eval-mode batch norm, 3D max-pool, ReLU)
+two ways:
+
+- ``branch, whole batch``: the eight clips in one convolution;
+- ``branch, cache chunks``: what ``conv_bn_pool`` does in CPU inference, chunks of clips whose
+  convolution output fits in ``mictnet.models.skeleton.CACHE_BYTES``.
 
 Prints the median time per call and the ratio to ``padded`` for fp32 and bf16 at batch 1 and 8
 (bf16 only where the CPU runs it natively, unless named with ``--dtype``), timed by
@@ -27,7 +34,8 @@ import torch.nn.functional as F
 
 from mictnet.engine.measure import Timed, check_dtypes, time_interleaved
 from mictnet.engine.precision import DTYPES
-from mictnet.models import CausalConv3d, lookahead_conv
+from mictnet.models import CausalConv3d, lookahead_conv, skeleton
+from mictnet.models.mict import LookaheadConv3dBranch
 
 BATCHES = (1, 8)
 
@@ -46,6 +54,19 @@ def variants(conv: CausalConv3d) -> dict[str, Callable[[torch.Tensor], torch.Ten
         return call
 
     return {"padded": padded, "skip zeros": causal(False), "skip zeros + pairs": causal(True)}
+
+
+def branch_variants(depth: int, dtype: torch.dtype
+                    ) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """The entrance branch in eval mode, on the whole batch and in cache-sized chunks."""
+    branch = LookaheadConv3dBranch(3, 64, (depth, 7, 7), (1, 2, 2), torch.nn.MaxPool3d(3, 2, 1))
+    branch = branch.to(dtype, memory_format=torch.channels_last_3d).eval()
+
+    def whole(x: torch.Tensor) -> torch.Tensor:
+        with mock.patch.object(skeleton, "CACHE_BYTES", 1 << 62):
+            return branch(x)
+
+    return {"branch, whole batch": whole, "branch, cache chunks": branch}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,11 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         for batch in BATCHES:
             clip = torch.randn(batch, 3, 16, 160, 160).to(dtype)
             clip = clip.contiguous(memory_format=torch.channels_last_3d)
-            calls = variants(conv)
+            calls = variants(conv) | (branch_variants(args.depth, dtype) if batch > 1 else {})
             with torch.inference_mode():  # warm-up, and the variants must agree
-                want = calls["padded"](clip).float()
                 for name, fn in calls.items():
-                    got = fn(clip).float()
+                    base = "branch, whole batch" if name.startswith("branch") else "padded"
+                    want, got = calls[base](clip).float(), fn(clip).float()
                     assert (got - want).abs().max() <= 1e-2 * want.abs().max(), name
             cases += [Timed((dtype_name, batch, name), lambda fn=fn, clip=clip: fn(clip), 1.0)
                       for name, fn in calls.items()]
@@ -82,11 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     times = {t.key: [1 / calls_per_s for calls_per_s in t.samples] for t in cases}
     print(f"entrance 3->64, {args.depth}x7x7, stride (1,2,2), 16x160x160 channels-last, "
           f"{args.threads} threads; median of {args.rounds} interleaved rounds")
-    print(f"{'dtype':<5} {'batch':>5} {'variant':<20} {'ms/call':>8} {'vs padded':>10}")
+    print(f"{'dtype':<5} {'batch':>5} {'variant':<22} {'ms/call':>8} {'speed-up':>9}")
     for (dtype_name, batch, name), values in times.items():
         ms = 1000 * statistics.median(values)
-        base = 1000 * statistics.median(times[(dtype_name, batch, "padded")])
-        print(f"{dtype_name:<5} {batch:>5} {name:<20} {ms:>8.1f} {base / ms:>9.2f}x")
+        base = "branch, whole batch" if name.startswith("branch") else "padded"
+        base_ms = 1000 * statistics.median(times[(dtype_name, batch, base)])
+        print(f"{dtype_name:<5} {batch:>5} {name:<22} {ms:>8.1f} {base_ms / ms:>8.2f}x")
+    print("speed-up: against padded, and for the branch against the whole batch")
     return 0
 
 

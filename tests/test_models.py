@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mictnet.models import MiCTResNet, build_model, list_models
+from mictnet.models import MiCTResNet, build_model, list_models, skeleton
 from mictnet.models.blocks import to_4d, to_5d
 from mictnet.models.lookahead_conv import LookaheadConv3d
 from mictnet.models.mict import LookaheadConv3dBranch
@@ -193,3 +193,26 @@ def test_eval_pool_before_batch_norm_is_exact(kind):
     assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
     bn.train()
     torch.testing.assert_close(conv_bn_pool(conv, bn, pool, x), pool(bn(conv(x))))
+
+
+@pytest.mark.parametrize("cache_items", [1, 2, 5])
+def test_inference_entrance_in_cache_sized_chunks(monkeypatch, cache_items):
+    """In CPU inference conv_bn_pool convolves chunks whose output fits the cache budget: same
+    result, and one convolution per chunk."""
+    torch.manual_seed(0)
+    conv, bn = nn.Conv3d(3, 8, 3, (1, 2, 2), 1, bias=False), nn.BatchNorm3d(8).eval()
+    pool = nn.MaxPool3d(3, 2, 1)
+    x = torch.randn(5, 3, 4, 8, 8)
+    want = pool(bn(conv(x))).detach()
+    item_bytes = 8 * 4 * 4 * 4 * 4  # one item's conv output: 8 channels x 4 x 4 x 4 fp32
+    monkeypatch.setattr(skeleton, "CACHE_BYTES", cache_items * item_bytes)
+    calls = []
+    monkeypatch.setattr(conv, "_conv_forward", lambda x, w, b, f=conv._conv_forward:
+                        calls.append(len(x)) or f(x, w, b))
+    with torch.inference_mode():
+        got = conv_bn_pool(conv, bn, pool, x)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert calls == [len(c) for c in torch.arange(5).split(cache_items)]
+    calls.clear()
+    conv_bn_pool(conv, bn, pool, x)  # with autograd: one call, whatever the cache
+    assert calls == [5]

@@ -21,7 +21,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def _exporting() -> bool:
+def exporting() -> bool:
+    """Whether the model is being exported (ONNX) or traced/scripted: shapes must not steer
+    Python branches then."""
     return (
         torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.jit.is_scripting()
     )
@@ -62,7 +64,7 @@ class LookaheadConv3d(nn.Conv3d):
 
     def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         k, s = self.kernel_size[0], self.stride[0]
-        if k <= 3 or _exporting():
+        if k <= 3 or exporting():
             return super()._conv_forward(F.pad(x, (0, 0, 0, 0, 0, k - 1)), weight, bias)
         if _pairs_columns(self, x):
             x, weight, stride, padding = self._column_pairs(x, weight)

@@ -15,10 +15,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .lookahead_conv import exporting
 from .specs import ResNetConfig
 
 Dims = Literal[2, 3]
 STAGE_PLANES = (64, 128, 256, 512)
+#: In inference on the CPU the entrance runs on chunks of clips (frames for 2D convolutions) whose
+#: convolution output fits in this many bytes, a last-level cache's worth: the output, 4-8x the
+#: pooled result, is then pooled while still in cache (benchmarks/bench_entrance.py).
+CACHE_BYTES = 32 * 2**20
 
 
 class VideoClassifier(nn.Module):
@@ -86,7 +91,8 @@ def resnet_stem(dims: Dims) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]
 def conv_bn_pool(conv: nn.Conv2d | nn.Conv3d, bn: nn.Module, pool: nn.Module, x: Tensor
                  ) -> Tensor:
     """``pool(bn(conv(x)))`` for a max-``pool``; with the batch norm in eval mode, the pool runs
-    first and the batch norm on 4-8x fewer elements.
+    first and the batch norm on 4-8x fewer elements, and in inference on the CPU the
+    convolution and pool run on chunks of ``x`` whose output fits in :data:`CACHE_BYTES`.
 
     Exact: an eval-mode batch norm is a per-channel affine map, which commutes with a max-pool
     where its scale is positive; where it is negative the convolution's filters are negated
@@ -96,9 +102,22 @@ def conv_bn_pool(conv: nn.Conv2d | nn.Conv3d, bn: nn.Module, pool: nn.Module, x:
         return pool(bn(conv(x)))
     sign = torch.where(bn.weight < 0, -1.0, 1.0).to(conv.weight.dtype)
     weight = conv.weight * sign.view(-1, *[1] * (conv.weight.dim() - 1))
-    pooled = pool(conv._conv_forward(x, weight, None))
+    parts = [pool(conv._conv_forward(part, weight, None))
+             for part in x.split(_items_in_cache(conv, x))]
+    pooled = parts[0] if len(parts) == 1 else torch.cat(parts)
     return F.batch_norm(pooled, bn.running_mean * sign, bn.running_var, bn.weight.abs(), bn.bias,
                         False, 0.0, bn.eps)
+
+
+def _items_in_cache(conv: nn.Conv2d | nn.Conv3d, x: Tensor) -> int:
+    """How many items of ``x`` to convolve at once: all of them unless inferring on the CPU, else
+    as many as keep the output within :data:`CACHE_BYTES` (at least one)."""
+    if x.device.type != "cpu" or torch.is_grad_enabled() or exporting():
+        return x.shape[0]
+    out_bytes = x[0].numel() // conv.in_channels * conv.out_channels * x.element_size()
+    for s in conv.stride:
+        out_bytes //= s
+    return max(1, CACHE_BYTES // out_bytes)
 
 
 def stages(layers: tuple[int, ...], expansion: int) -> Iterator[tuple[str, int, int, int, int]]:
