@@ -195,12 +195,15 @@ def test_eval_pool_before_batch_norm_is_exact(kind):
     torch.testing.assert_close(conv_bn_pool(conv, bn, pool, x), pool(bn(conv(x))))
 
 
+@pytest.mark.parametrize("folded", [False, True])
 @pytest.mark.parametrize("cache_items", [1, 2, 5])
-def test_inference_entrance_in_cache_sized_chunks(monkeypatch, cache_items):
-    """In CPU inference conv_bn_pool convolves chunks whose output fits the cache budget: same
-    result, and one convolution per chunk."""
+def test_inference_entrance_in_cache_sized_chunks(monkeypatch, cache_items, folded):
+    """In CPU inference conv_bn_pool convolves chunks whose output fits the cache budget, batch
+    norm kept or folded: same result, and one convolution per chunk."""
     torch.manual_seed(0)
-    conv, bn = nn.Conv3d(3, 8, 3, (1, 2, 2), 1, bias=False), nn.BatchNorm3d(8).eval()
+    conv, bn = nn.Conv3d(3, 8, 3, (1, 2, 2), 1, bias=folded), nn.BatchNorm3d(8).eval()
+    if folded:
+        bn = nn.Identity()  # as fuse_conv_bn leaves it: in training mode, which it ignores
     pool = nn.MaxPool3d(3, 2, 1)
     x = torch.randn(5, 3, 4, 8, 8)
     want = pool(bn(conv(x))).detach()

@@ -90,23 +90,29 @@ def resnet_stem(dims: Dims) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]
 
 def conv_bn_pool(conv: nn.Conv2d | nn.Conv3d, bn: nn.Module, pool: nn.Module, x: Tensor
                  ) -> Tensor:
-    """``pool(bn(conv(x)))`` for a max-``pool``; with the batch norm in eval mode, the pool runs
-    first and the batch norm on 4-8x fewer elements, and in inference on the CPU the
-    convolution and pool run on chunks of ``x`` whose output fits in :data:`CACHE_BYTES`.
+    """``pool(bn(conv(x)))`` for a max-``pool``; with the batch norm in eval mode (or folded into
+    ``conv``), the pool runs first and the batch norm on 4-8x fewer elements, and in inference on
+    the CPU the convolution and pool run on chunks of ``x`` whose output fits in
+    :data:`CACHE_BYTES`.
 
     Exact: an eval-mode batch norm is a per-channel affine map, which commutes with a max-pool
     where its scale is positive; where it is negative the convolution's filters are negated
     (``max(-y) = -min(y)``) and the batch norm gets ``|gamma|`` and ``-mean``.
     """
-    if bn.training or not isinstance(bn, _BatchNorm) or bn.weight is None or conv.bias is not None:
+    if isinstance(bn, _BatchNorm) and bn.training:
         return pool(bn(conv(x)))
+    parts = [_eval_conv_bn_pool(conv, bn, pool, part) for part in x.split(_items_in_cache(conv, x))]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def _eval_conv_bn_pool(conv: nn.Conv2d | nn.Conv3d, bn: nn.Module, pool: nn.Module, x: Tensor
+                       ) -> Tensor:
+    if not isinstance(bn, _BatchNorm) or bn.weight is None or conv.bias is not None:
+        return pool(bn(conv(x)))  # batch norm folded into the convolution, or not affine
     sign = torch.where(bn.weight < 0, -1.0, 1.0).to(conv.weight.dtype)
     weight = conv.weight * sign.view(-1, *[1] * (conv.weight.dim() - 1))
-    parts = [pool(conv._conv_forward(part, weight, None))
-             for part in x.split(_items_in_cache(conv, x))]
-    pooled = parts[0] if len(parts) == 1 else torch.cat(parts)
-    return F.batch_norm(pooled, bn.running_mean * sign, bn.running_var, bn.weight.abs(), bn.bias,
-                        False, 0.0, bn.eps)
+    return F.batch_norm(pool(conv._conv_forward(x, weight, None)), bn.running_mean * sign,
+                        bn.running_var, bn.weight.abs(), bn.bias, False, 0.0, bn.eps)
 
 
 def _items_in_cache(conv: nn.Conv2d | nn.Conv3d, x: Tensor) -> int:

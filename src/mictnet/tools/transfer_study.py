@@ -330,8 +330,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "demo: demo-quick for every run and model (CPU, synthetic data), "
                         "fine-tuning the backbone at 0.1x the lr")
     p.add_argument("--pretrained", type=weights_value, default=argparse.SUPPRESS,
-                   metavar="imagenet|FILE|none",
-                   help="the start of the source and direct runs (default: the recipe's)")
+                   metavar="SOURCE|FILE|none",
+                   help="the start of the source and direct runs: imagenet, kinetics400 (the "
+                        "torchvision video models), a weights file or none (default: the "
+                        "recipe's)")
     splits = field_choices(DataConfig, "split")
     p.add_argument("--folds", type=int, nargs="+", choices=splits, default=list(splits),
                    help="the target's splits (default 1 2 3)")
