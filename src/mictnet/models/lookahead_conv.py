@@ -24,9 +24,8 @@ from torch import Tensor, nn
 def exporting() -> bool:
     """Whether the model is being exported (ONNX) or traced/scripted: shapes must not steer
     Python branches then."""
-    return (
-        torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.jit.is_scripting()
-    )
+    return (torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+            or torch.jit.is_tracing() or torch.jit.is_scripting())
 
 
 def _pairs_columns(conv: nn.Conv3d, x: Tensor) -> bool:

@@ -101,8 +101,10 @@ def conv_bn_pool(conv: nn.Conv2d | nn.Conv3d, bn: nn.Module, pool: nn.Module, x:
     """
     if isinstance(bn, _BatchNorm) and bn.training:
         return pool(bn(conv(x)))
-    parts = [_eval_conv_bn_pool(conv, bn, pool, part) for part in x.split(_items_in_cache(conv, x))]
-    return parts[0] if len(parts) == 1 else torch.cat(parts)
+    chunk = _items_in_cache(conv, x)
+    if chunk is None or chunk >= x.shape[0]:
+        return _eval_conv_bn_pool(conv, bn, pool, x)
+    return torch.cat([_eval_conv_bn_pool(conv, bn, pool, part) for part in x.split(chunk)])
 
 
 def _eval_conv_bn_pool(conv: nn.Conv2d | nn.Conv3d, bn: nn.Module, pool: nn.Module, x: Tensor
@@ -115,11 +117,11 @@ def _eval_conv_bn_pool(conv: nn.Conv2d | nn.Conv3d, bn: nn.Module, pool: nn.Modu
                         bn.running_var, bn.weight.abs(), bn.bias, False, 0.0, bn.eps)
 
 
-def _items_in_cache(conv: nn.Conv2d | nn.Conv3d, x: Tensor) -> int:
-    """How many items of ``x`` to convolve at once: all of them unless inferring on the CPU, else
-    as many as keep the output within :data:`CACHE_BYTES` (at least one)."""
-    if x.device.type != "cpu" or torch.is_grad_enabled() or exporting():
-        return x.shape[0]
+def _items_in_cache(conv: nn.Conv2d | nn.Conv3d, x: Tensor) -> int | None:
+    """How many items of ``x`` to convolve at once in inference on the CPU: as many as keep the
+    output within :data:`CACHE_BYTES` (at least one); ``None`` otherwise (all of them)."""
+    if exporting() or x.device.type != "cpu" or torch.is_grad_enabled():
+        return None
     out_bytes = x[0].numel() // conv.in_channels * conv.out_channels * x.element_size()
     for s in conv.stride:
         out_bytes //= s
