@@ -236,6 +236,8 @@ def test_train_and_evaluate_through_the_cli(tree: Path, tmp_path: Path, caplog, 
 
 
 def test_strict_through_the_cli(tree: Path, tmp_path: Path, capsys) -> None:
+    import tiny_clips  # noqa: F401  (registers tiny_video_net)
+
     run = tmp_path / "run"
     assert main(["train", "--dataset", "kinetics", "--root", str(tree), "--strict", "--out",
                  str(run), *FAST]) == 2

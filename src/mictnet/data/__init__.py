@@ -1,16 +1,15 @@
 """Video data: frame-exact decoding, UCF-101 / HMDB-51 / Kinetics / folder / list datasets, the
 published clip sampling and augmentation, and dataset checks."""
 
+from .catalog import DATASETS, build_dataset
 from .checks import CheckReport, check_dataset
 from .datasets import (
-    DATASETS,
     HMDB51,
     UCF101,
     ClipOptions,
     VideoDataset,
     VideoFolder,
     VideoList,
-    build_dataset,
 )
 from .decode import (
     VideoError,

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .datasets import DATASETS, UNLABELLED
+from .catalog import DATASETS
+from .datasets import UNLABELLED
 from .decode import VideoError, VideoReader
 from .kinetics import (
     SPLITS,

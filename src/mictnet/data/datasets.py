@@ -1,4 +1,5 @@
-"""Video datasets: UCF-101, HMDB-51, class folders and video lists (Kinetics: :mod:`.kinetics`).
+"""Video datasets: UCF-101, HMDB-51, class folders and video lists (Kinetics: :mod:`.kinetics`;
+by name: :mod:`.catalog`).
 
 Items are ``(clip, label)``: ``clip`` a float tensor ``3×T×H×W`` (``K×3×T×H×W`` in multiclip
 mode), ``label`` an int. Construction reads the split/list files and ``os.stat``-s every video, so
@@ -25,7 +26,6 @@ from .transforms import RESIZE, eval_transform, train_transform
 
 BAD_REASONS = ("missing", "empty", "unreadable", "no-frames", "truncated", "bad-request")
 MAX_REPLACEMENTS = 20
-DATASETS = ("ucf101", "hmdb51", "kinetics", "folder", "list")
 UNLABELLED = -1  # the label of a video whose class is not known (an unlabelled test set)
 
 
@@ -249,32 +249,3 @@ class VideoList(VideoDataset):
         root = Path(file).parent if root is None else root
         listed = _from_list(parse_video_list(file, root))
         super().__init__(root, listed.classes, listed.samples, train, str(file), **clip_options)
-
-
-def build_dataset(name: str, root: str | Path, split: int | str = 1, train: bool = True, *,
-                  splits_dir: str | Path | None = None, list_root: str | Path | None = None,
-                  strict: bool = False, **clip_options) -> VideoDataset:
-    """A dataset by name: ``ucf101``, ``hmdb51``, ``kinetics``, ``folder`` or ``list``
-    (``root`` = the list file, ``list_root`` = the folder its videos lie under, default the
-    list's folder). ``split`` and ``splits_dir`` apply to the first three; Kinetics reads the
-    ``train`` CSV for training and ``val`` for testing whatever a numeric ``split`` says (a
-    split name is used as given), its annotation folder is ``splits_dir``, and ``strict``
-    makes its missing videos an error (the other datasets always do)."""
-    if list_root is not None and name != "list":
-        raise ValueError(f"list_root applies to the 'list' dataset only, not {name!r}")
-    if name == "kinetics":
-        from .kinetics import Kinetics  # kinetics builds on this module
-
-        part = split if isinstance(split, str) else "train" if train else "val"
-        return Kinetics(root, part, train, annotations=splits_dir, strict=strict,
-                        **clip_options)
-    if name == "ucf101":
-        return UCF101(root, split, train, splits_dir=splits_dir, **clip_options)
-    if name == "hmdb51":
-        return HMDB51(root, split, train, splits_dir=splits_dir, **clip_options)
-    if name == "folder":
-        return VideoFolder(root, train, **clip_options)
-    if name == "list":
-        return VideoList(root, list_root, train, **clip_options)
-    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-

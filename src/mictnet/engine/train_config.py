@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import yaml
 
-from ..data.datasets import DATASETS
+from ..data.catalog import DATASETS
 from ..data.transforms import RESIZE
 from ..models.weights import SOURCES
 from .precision import AMP_MODES

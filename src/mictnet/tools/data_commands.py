@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from ..data.cache import prepare_videos
+from ..data.catalog import DATASETS
 from ..data.checks import check_dataset, dataset_lists
-from ..data.datasets import DATASETS
 from ..data.transforms import RESIZE
 from ..engine.config_flags import field_choices
 from ..engine.train_config import DataConfig, path_value

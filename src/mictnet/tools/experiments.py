@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..data.datasets import DATASETS
+from ..data.catalog import DATASETS
 from ..data.kinetics import SPLITS as KINETICS_SPLITS
 from ..engine.build_data import EVAL_MODES, with_synthetic_flip
 from ..engine.checkpoint import load_checkpoint

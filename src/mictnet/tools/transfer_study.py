@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..data.datasets import DATASETS
+from ..data.catalog import DATASETS
 from ..engine.build_data import with_synthetic_flip
 from ..engine.config_flags import field_choices
 from ..engine.distributed import cleanup_distributed, env_dist_info, resolve_device
