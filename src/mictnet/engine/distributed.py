@@ -7,12 +7,17 @@ The backend is NCCL on CUDA and gloo on CPU.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import torch
 import torch.distributed as dist
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,17 @@ def init_distributed(device: torch.device) -> DistInfo:
 def cleanup_distributed() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def releases_process_group(command: Callable[P, R]) -> Callable[P, R]:
+    """A command that leaves no process group behind, however it ends."""
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        finally:
+            cleanup_distributed()
+    return run
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ from ..engine.config_flags import (
     field_choices,
     given_flags,
 )
-from ..engine.distributed import barrier, cleanup_distributed, env_dist_info, resolve_device
+from ..engine.distributed import barrier, env_dist_info, releases_process_group, resolve_device
 from ..engine.evaluate import EvalReport
 from ..engine.measure import model_costs
 from ..engine.plots import plot_accuracy_vs_length, plot_training_curves
@@ -58,14 +58,8 @@ def default_run_dir(cfg: TrainConfig) -> Path:
 
 # ----------------------------------------------------------------------------- train
 
+@releases_process_group
 def run_train(args: argparse.Namespace) -> int:
-    try:
-        return _train_command(args)
-    finally:
-        cleanup_distributed()
-
-
-def _train_command(args: argparse.Namespace) -> int:
     if args.resume:
         cfg, run_dir, resume = resume_config(args)
     else:
@@ -207,14 +201,8 @@ def crossval_table(name: str, rows: list[dict[str, Any]], cost: dict[str, float]
     return "\n".join(lines) + "\n"
 
 
+@releases_process_group
 def run_crossval(args: argparse.Namespace) -> int:
-    try:
-        return _crossval_command(args)
-    finally:
-        cleanup_distributed()
-
-
-def _crossval_command(args: argparse.Namespace) -> int:
     base = resolve_config(args)
     name = base.preset or base.model.name
     out = Path(args.out) if args.out else Path("runs") / f"crossval-{name}"

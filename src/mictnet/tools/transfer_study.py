@@ -28,7 +28,7 @@ from typing import Any
 from ..data.catalog import DATASETS
 from ..engine.build_data import with_synthetic_flip
 from ..engine.config_flags import field_choices
-from ..engine.distributed import cleanup_distributed, env_dist_info, resolve_device
+from ..engine.distributed import env_dist_info, releases_process_group, resolve_device
 from ..engine.measure import model_costs
 from ..engine.plots import plot_grouped_bars
 from ..engine.presets import preset
@@ -153,14 +153,8 @@ def _named(run_dir: Path) -> Iterator[None]:
                                  "and reused by the next start.") from None
 
 
+@releases_process_group
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _study(args)
-    finally:
-        cleanup_distributed()
-
-
-def _study(args: argparse.Namespace) -> int:
     out = Path(args.out)
     for model in args.models:
         recipe(args.recipe, model)  # an unknown recipe fails before anything trains
