@@ -128,10 +128,12 @@ def run_part(ctx: Ctx, name: str, timeout: float,
 # --- the parts -------------------------------------------------------------------------------
 
 def cuda_tests(ctx: Ctx, log: Path) -> dict[str, Any]:
-    """``pytest -m cuda``: counts of passed/skipped/failed tests."""
+    """``pytest -m cuda``: counts of passed/skipped/failed tests (quick: of the CUDA test
+    module alone, without collecting the whole suite)."""
+    where = [str(ROOT / "tests" / "test_cuda.py")] if ctx.quick else []
     try:
         out = run_step(ctx, log, [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p",
-                                  "no:cacheprovider"])
+                                  "no:cacheprovider", *where])
     except StepFailed:
         counts = _pytest_counts(log.read_text(encoding="utf-8"))
         return {"status": "failed", "reason": f"pytest: {_summary(counts)}", "counts": counts}

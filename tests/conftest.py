@@ -1,13 +1,48 @@
-"""Shared test fixtures: real video files written with OpenCV."""
+"""Shared test fixtures: real video files written with OpenCV, the seed and the recorded value of
+a training-outcome test."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+
+# The CPU precision reading is cached per machine: the suite keeps its own, apart from the user's.
+os.environ["MICTNET_PRECISION_CACHE"] = str(
+    Path(tempfile.mkdtemp(prefix="mict-test-precision-")) / "precision.json")
+SEED_ENV = "MICTNET_TEST_SEED"
+
+
+@pytest.fixture(scope="session")
+def outcome_seed() -> int:
+    """The seed of a training-outcome test: 0, or ``$MICTNET_TEST_SEED`` (the margin grid,
+    ``benchmarks/test_margins.py``, runs 0, 1 and 2)."""
+    return int(os.environ.get(SEED_ENV, "0"))
+
+
+@pytest.fixture
+def outcome(record_property) -> Callable[..., None]:
+    """``outcome(name, value, at_least=None, at_most=None)``: record a measured training
+    outcome with its threshold (as a JUnit XML property, which the margin grid reads) and
+    assert it."""
+
+    def check(name: str, value: float, at_least: float | None = None,
+              at_most: float | None = None) -> None:
+        assert (at_least is None) != (at_most is None), "one threshold"
+        bound = at_least if at_most is None else at_most
+        record_property(f"outcome:{name}", f"{value:.6g} {'>=' if at_most is None else '<='} "
+                                           f"{bound:.6g}")
+        if at_least is not None:
+            assert value >= at_least, f"{name} {value:.4g} < {at_least:.4g}"
+        else:
+            assert value <= at_most, f"{name} {value:.4g} > {at_most:.4g}"
+
+    return check
 
 
 def synthetic_frames(count: int, size: tuple[int, int] = (64, 48), seed: int = 0) -> np.ndarray:

@@ -164,17 +164,24 @@ def test_exports_like_the_others(fmt, tmp_path):
 
 
 @pytest.mark.slow
-def test_mict_net_learns_motion_direction(tmp_path: Path) -> None:
-    """4 directions of a moving square (chance 25%) from scratch at 8×32×32."""
-    torch.manual_seed(0)
+@pytest.mark.outcome
+def test_mict_net_learns_motion_direction(tmp_path: Path, outcome_seed: int, outcome) -> None:
+    """4 directions of a moving square (chance 25%) from scratch at 8×32×32.
+
+    AdamW, as the demo recipes: with SGD at lr 0.01 the eval-mode batch statistics still lag
+    the weights after 8 steps an epoch (test loss ~90 after the first epoch; recomputing the
+    statistics on the training clips gives ~1.4) and 4 epochs reached only 50-60%."""
     cfg = tiny_config(model={"name": "mict_net", "dropout": 0.0},
-                      optim={"lr": 0.01, "batch_size": 8},
-                      schedule={"epochs": 4, "kind": "cosine", "milestones": []})
-    train, test = MovingSquares(64, seed=0), MovingSquares(40, seed=1, jitter=False)
+                      optim={"name": "adamw", "lr": 2e-3, "weight_decay": 0.05,
+                             "batch_size": 8},
+                      schedule={"epochs": 4, "kind": "cosine", "milestones": []},
+                      runtime={"seed": outcome_seed})
+    train = MovingSquares(64, seed=2 * outcome_seed)
+    test = MovingSquares(40, seed=2 * outcome_seed + 1, jitter=False)
     result = Trainer(cfg, tmp_path / "run", build_loaders(cfg, train, test),
                      train.classes).fit()
     assert result.epochs_done == 4 and result.best_top1 is not None
-    assert result.best_top1 >= 0.6
+    outcome("mict_net motion top-1", result.best_top1, at_least=0.6)
 
 
 def test_every_batch_norm_folds():

@@ -97,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
           f"{cfg.data.crop_size} clips, {cfg.schedule.epochs} epochs)")
     data = with_synthetic_flip(replace(cfg.data, root=str(videos.resolve()), split=1))
     cfg = replace(cfg, data=data)
-    if args.no_progress:
-        cfg = replace(cfg, runtime=replace(cfg.runtime, progress=False))
+    cfg = replace(cfg, runtime=replace(cfg.runtime, seed=args.seed,
+                                       progress=cfg.runtime.progress and not args.no_progress))
     run_dir = out / f"run-{plan.name}"
     resume = prepare_run(run_dir, cfg.schedule.epochs, restart_finished=True) == "unfinished"
     if resume:
@@ -159,5 +159,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="where the run goes (default ./mict-demo)")
     p.add_argument("--data", metavar="DIR",
                    help=f"dataset cache (default {default_data_dir()})")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the weights, data order and augmentation (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
