@@ -26,7 +26,6 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
+
+from mictnet.engine.precision import cpu_info
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS: dict[str, dict[str, str]] = {
@@ -49,27 +51,9 @@ SETTINGS: dict[str, dict[str, str]] = {
 MARGIN = 0.10  # ten points of accuracy
 
 
-def cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    return set(line.partition(":")[2].split())
-
-
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    line = next((ln for ln in text.splitlines() if ln.startswith("model name")), "")
-    return line.partition(":")[2].strip() or platform.machine()
-
-
 def offered_settings() -> list[str]:
     """The kernel settings that differ on this CPU (four on every x86 CPU with AVX2)."""
-    avx512 = "avx512f" in cpu_flags()
+    avx512 = "avx512f" in cpu_info()[1]
     return ["native", "avx512-core" if avx512 else "sse41", "avx2", "default"]
 
 
@@ -159,10 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the grid and the summary here")
     args = parser.parse_args(argv)
     settings = args.settings or offered_settings()
-    import torch
-
-    print(f"cpu: {cpu_model()} ({torch.backends.cpu.get_cpu_capability()} natively; "
-          f"{'AMX' if 'amx_bf16' in cpu_flags() else 'no AMX'}), torch {torch.__version__}; "
+    model, flags = cpu_info()
+    print(f"cpu: {model} ({torch.backends.cpu.get_cpu_capability()} natively; "
+          f"{'AMX' if 'amx_bf16' in flags else 'no AMX'}), torch {torch.__version__}; "
           f"settings {', '.join(settings)}; seeds {args.seeds}", flush=True)
     cells = [Cell(s, k) for s, k in itertools.product(settings, args.seeds)]
     with tempfile.TemporaryDirectory(prefix="mict-margins-") as scratch, \
@@ -185,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{min((r['margin'] for r in rows), default=float('nan')):+.3f} (wanted "
           f">= {args.margin:+.3f}); {len(low)} below it; {len(failed)} failed tests")
     if args.json:
-        args.json.write_text(json.dumps({"cpu": cpu_model(), "settings": settings,
+        args.json.write_text(json.dumps({"cpu": model, "settings": settings,
                                          "seeds": args.seeds, "summary": rows,
                                          "cells": [asdict(c) for c in cells]}, indent=1))
     return 1 if low or failed or broken else 0

@@ -129,25 +129,28 @@ def time_speedup(dtype: torch.dtype, size: int = 256, rounds: int = 25, reps: in
     return best32 / best
 
 
+def cpu_info() -> tuple[str, set[str]]:
+    """The CPU's model name and instruction-set flags, from ``/proc/cpuinfo`` where there is
+    one (elsewhere the platform's processor name and no flags)."""
+    model, flags = "", set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = (part.strip() for part in line.partition(":"))
+            if key == "model name" and not model:
+                model = value
+            elif key in ("flags", "Features") and not flags:
+                flags = set(value.split())
+    return model or platform.processor() or platform.machine(), flags
+
+
 def machine_key() -> str:
     """What decides which kernels run: the CPU (model and flags), PyTorch's kernel family,
     the kernel caps in the environment, the torch version."""
-    model, flags = platform.processor() or platform.machine(), ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == platform.processor():
-                model = value.strip()
-            elif key.strip() in ("flags", "Features") and not flags:
-                flags = value.strip()
+    model, flags = cpu_info()
+    digest = hashlib.sha256(" ".join(sorted(flags)).encode()).hexdigest()[:12]
     caps = [f"{k}={os.environ[k]}" for k in KERNEL_ENV if os.environ.get(k)]
-    fingerprint = f"{len(flags.split())} flags {hash_text(flags)}" if flags else "no flags"
-    return " | ".join([model or "unknown cpu", fingerprint, cpu_name(),
+    return " | ".join([model, f"{len(flags)} flags {digest}", cpu_name(),
                        f"torch {torch.__version__}", *caps])
-
-
-def hash_text(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def cache_path() -> Path | None:
