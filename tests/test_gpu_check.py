@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow  # trains a model
 
 def test_quick_cpu_check_writes_its_report(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--quick",
-                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=180)
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     parts = report["parts"]
