@@ -253,3 +253,32 @@ def test_bad_requests_are_clear_errors(capsys):
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA"):
             BenchmarkSettings(models=("mict_resnet18",), device="cuda")
+
+
+def test_the_amx_bf16_target_applies_where_the_bf16_matmul_runs_at_amx_speed(capsys):
+    bench = load_bench_models()
+    amx = synthetic_report(bf16_native=True)
+    amx.peaks.append(PeakResult("bf16", 4096, 3.5, 3.5, 3.5))  # 3.5x the fp32 matmul
+    checks = {what: (m, t) for what, m, t in bench.target_checks(amx)}
+    assert len(checks) == 12
+    assert checks["batch 1, BN folded: bf16+channels-last fraction of the timed bf16 matmul"] \
+        == (0.75, 0.6)
+    avx512_bf16 = synthetic_report(bf16_native=True)
+    avx512_bf16.peaks.append(PeakResult("bf16", 4096, 2.0, 2.0, 2.0))  # AVX-512 BF16: ~2x
+    assert len(bench.target_checks(avx512_bf16)) == 10
+    with mock.patch.object(bench, "run_benchmark", lambda s: avx512_bf16), \
+            mock.patch.object(bench, "format_table", lambda r: "table"):
+        bench.main([])
+    assert "SKIP AMX bf16 target: the bf16 matmul runs at 2.0x fp32" in capsys.readouterr().out
+
+
+def test_time_stolen_by_the_hypervisor_is_measured_and_said(report):
+    ticks = measure.cpu_ticks()
+    if ticks is None:
+        pytest.skip("no /proc/stat here")
+    assert 0 <= ticks[0] <= ticks[1]
+    assert 0 <= report.machine["cpu_steal_percent"] <= 100
+    report.machine["cpu_steal_percent"] = 18.0
+    assert "the hypervisor gave 18% of this machine's CPU time" in format_table(report)
+    report.machine["cpu_steal_percent"] = 0.5
+    assert "hypervisor" not in format_table(report)

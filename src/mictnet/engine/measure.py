@@ -53,6 +53,7 @@ from tqdm import tqdm
 from ..models import build_model, fuse_conv_bn, list_models, to_channels_last
 from .precision import (
     DTYPES,
+    cpu_info,
     cpu_name,
     cpu_speedup,
     is_native,
@@ -69,6 +70,7 @@ DEFAULT_DTYPES = ("fp32", "bf16")  # the reduced ones only where the device runs
 MATMUL_MAX_SIZE = {"cpu": 4096, "cuda": 8192}
 PRODUCT_SECONDS = 1.0  # the peak matmul is sized so that one product takes at most about this
 COSTS_BATCH = 8  # the batch of the cross-validation table's frames/s
+STEAL_NOTED = 2.0  # percent of CPU time stolen by the hypervisor from which the table says so
 
 
 # ---------------------------------------------------------------- settings and results
@@ -164,7 +166,7 @@ class RunResult:
 
 @dataclass
 class BenchmarkReport:
-    machine: dict[str, str | int]
+    machine: dict[str, str | int | float]
     settings: BenchmarkSettings
     models: list[ModelInfo]
     peaks: list[PeakResult]
@@ -490,6 +492,7 @@ def _run(s: BenchmarkSettings, threads: int, progress: bool) -> BenchmarkReport:
         torch.backends.cudnn.benchmark = True
     notes = check_dtypes(s.dtypes, s.device, s.explicit_dtypes)
     report = BenchmarkReport(machine_description(s.device, threads), s, [], [], [], [], notes)
+    ticks = cpu_ticks()
     report.models = [model_info(n, s.input_size, s.num_classes, **s.model_options)
                      for n in s.models]
     layouts = [(d, cl) for d in report.dtypes for cl in s.channels_last]
@@ -503,7 +506,23 @@ def _run(s: BenchmarkSettings, threads: int, progress: bool) -> BenchmarkReport:
     time_interleaved(peaks + runs, s.device, s.repeats, s.min_time, progress)
     report.peaks = [_peak_result(t) for t in peaks if t.error is None]
     report.runs = [_run_result(t, report) for t in runs]
+    if ticks and (after := cpu_ticks()) and after[1] > ticks[1]:
+        report.machine["cpu_steal_percent"] = round(
+            100 * (after[0] - ticks[0]) / (after[1] - ticks[1]), 1)
     return report
+
+
+def cpu_ticks() -> tuple[int, int] | None:
+    """``(steal, total)`` CPU ticks of the whole machine so far (Linux ``/proc/stat``; None
+    elsewhere). Steal is the time the hypervisor gave this VM's CPUs to other guests."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] != "cpu" or len(fields) < 9:
+        return None
+    ticks = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    return ticks[7], sum(ticks)
 
 
 def _model_timed(s: BenchmarkSettings, layouts: list[tuple[str, bool]]) -> list[Timed]:
@@ -544,15 +563,8 @@ def _run_result(t: Timed, report: BenchmarkReport) -> RunResult:
 
 def machine_description(device: str, threads: int) -> dict[str, str | int]:
     """Device, CPU model and kernel family, thread count and library versions, for the record."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    info: dict[str, str | int] = {
-        "device": torch.device(device).type, "cpu": cpu,
+    info: dict[str, str | int | float] = {
+        "device": torch.device(device).type, "cpu": cpu_info()[0],
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count() or 0, "threads": threads, "torch": torch.__version__,
         "python": platform.python_version(), "platform": platform.platform(),
@@ -574,6 +586,10 @@ def format_table(report: BenchmarkReport) -> str:
         f"torch {m['torch']}; input {t}x{h}x{w}; {s.repeats} interleaved rounds, "
         "frames/s median [min-max]",
     ]
+    steal = m.get("cpu_steal_percent")
+    if isinstance(steal, float) and steal >= STEAL_NOTED:
+        lines.append(f"noisy: the hypervisor gave {steal:.0f}% of this machine's CPU time to "
+                     "other guests during the run (steal, /proc/stat); compare the min-max")
     lines += [f"skipped {n.dtype}: {n.reason}; ask for it explicitly to time it"
               for n in report.dtype_notes if n.skipped]
     lines += [f"warning: {n.dtype} timed although {n.reason}"
