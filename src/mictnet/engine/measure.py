@@ -9,7 +9,8 @@ norms folded or kept × batch) and one matrix multiply per measured dtype (the "
 are timed in interleaved rounds — one measurement of each per round — so drift in the machine's
 load hits all of them equally; each is reported as the median and min–max over rounds. One
 measurement repeats the call until it lasts ``min_time``. Low precision casts the weights and the
-clip to the dtype (pure bf16/fp16 inference, not autocast).
+clip to the dtype (pure bf16/fp16 inference, not autocast). On a virtual machine the time the
+hypervisor stole from it during the run (``cpu_steal_percent``) is recorded and, from 2%, said.
 
 **Practical peak.** The denominator of ``fraction_of_peak`` is a *timed* n×n matrix multiply in
 the same dtype (sgemm for fp32), not the hardware's theoretical peak: a model whose convolutions
