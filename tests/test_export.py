@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from mictnet import export
 from mictnet.cli import main
 from mictnet.engine.checkpoint import CheckpointMeta, load_model, save_checkpoint
 from mictnet.models import build_model
-from mictnet.tools import export
+from mictnet.tools.export import format_report
 
 INPUT = (8, 32, 32)
 
@@ -121,7 +122,7 @@ def test_large_onnx_weights_go_beside_the_model_and_both_are_named(tiny, tmp_pat
     report = export.export_checkpoint("any.pt", None, out)
     data = tmp_path / "big.onnx.data"
     assert report.ok and report.format == "onnx" and report.files == [out, data]
-    text = export.format_report(report)
+    text = format_report(report)
     assert f"wrote {out} (" in text and f"and its weights {data} (" in text
     assert "the model needs both files, keep them together" in text
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torchvision
 
+from mictnet import export
 from mictnet.engine.batching import build_loaders
 from mictnet.engine.checkpoint import CheckpointMeta, save_checkpoint
 from mictnet.engine.measure import model_info
@@ -16,7 +17,6 @@ from mictnet.engine.train import Trainer
 from mictnet.models import build_model, fuse_conv_bn, get_variant
 from mictnet.models import weights as weights_module
 from mictnet.models.mict_net import TUBES
-from mictnet.tools import export
 from tiny_clips import MovingSquares, tiny_config
 
 BNINCEPTION_FILE = "bn_inception-52deb4733.pth"
