@@ -9,10 +9,10 @@ import argparse
 import json
 from pathlib import Path
 
+from ..engine.arg_types import clip_shape, deprecated_alias, positive_int
 from ..engine.measure import BenchmarkSettings, format_table, run_benchmark
 from ..engine.precision import DTYPES
 from ..models import list_models
-from .args import clip_shape, deprecated_alias, positive_int
 
 LAYOUTS = {"off": (False,), "on": (True,), "both": (False, True)}
 

@@ -12,9 +12,9 @@ from ..data.cache import prepare_videos
 from ..data.catalog import DATASETS
 from ..data.checks import check_dataset, dataset_lists
 from ..data.transforms import RESIZE
+from ..engine.arg_types import frame_size, positive_int
 from ..engine.config_flags import field_choices
 from ..engine.train_config import DataConfig, path_value
-from .args import frame_size, positive_int
 
 
 def require_root(args: argparse.Namespace) -> None:

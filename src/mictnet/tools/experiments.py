@@ -6,14 +6,13 @@ import argparse
 import csv
 import json
 import logging
-import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from ..data.catalog import DATASETS
 from ..data.kinetics import SPLITS as KINETICS_SPLITS
+from ..engine.arg_types import non_negative_int, positive_int
 from ..engine.build_data import EVAL_MODES, with_synthetic_flip
 from ..engine.checkpoint import load_checkpoint
 from ..engine.config_flags import (
@@ -24,8 +23,9 @@ from ..engine.config_flags import (
     field_choices,
     given_flags,
 )
-from ..engine.distributed import barrier, env_dist_info, releases_process_group, resolve_device
+from ..engine.distributed import env_dist_info, releases_process_group, resolve_device
 from ..engine.evaluate import EvalReport
+from ..engine.experiments import crossval_table, mean_std, train_and_evaluate
 from ..engine.measure import model_costs
 from ..engine.plots import plot_accuracy_vs_length, plot_training_curves
 from ..engine.precision import AMP_MODES
@@ -34,12 +34,10 @@ from ..engine.run import (
     claim_run_dir,
     evaluate_checkpoint,
     move_aside,
-    run_status,
     save_report,
     train_run,
 )
 from ..engine.train_config import DataConfig, TrainConfig, config_from_dict, load_config
-from .args import non_negative_int, positive_int
 
 log = logging.getLogger("mictnet")
 
@@ -137,69 +135,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- crossval
-
-def mean_std(values: list[float]) -> tuple[float, float | None]:
-    """Mean and standard deviation (``None`` for a single value)."""
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
-
-
-def percent_pm(values: list[float]) -> str:
-    """``"25.0 ± 1.2"`` in percent; a single value has no ±."""
-    mean, std = mean_std([100 * v for v in values])
-    return f"{mean:.1f}" if std is None else f"{mean:.1f} ± {std:.1f}"
-
-
-def ensure_trained(cfg: TrainConfig, run_dir: Path) -> None:
-    """Train ``cfg`` in ``run_dir``: a finished run of the same configuration is reused, an
-    unfinished one resumed, a run of another configuration is an error naming the keys."""
-    status = run_status(run_dir, cfg.schedule.epochs, cfg)
-    if status == "finished":
-        log.info("%s: already trained (same configuration)", run_dir)
-        return
-    if status == "new" and env_dist_info().is_main:
-        claim_run_dir(run_dir, overwrite=True)  # a killed attempt's files kept aside
-    train_run(cfg, run_dir, resume=status == "unfinished")
-
-
-def train_and_evaluate(cfg: TrainConfig, run_dir: Path, weights: str = "final"
-                       ) -> EvalReport | None:
-    """:func:`ensure_trained`, then the test report of its ``final`` (``last.pt``) or ``best``
-    weights, saved in ``run_dir/eval-clip``; ``None`` in the other processes of a distributed
-    run."""
-    ensure_trained(cfg, run_dir)
-    if not env_dist_info().is_main:
-        barrier()  # wait for the main process's evaluation
-        return None
-    path = run_dir / ("last.pt" if weights == "final" else "best.pt")
-    if not path.is_file():
-        raise RuntimeError(f"{path}: not written (no test evaluation during training?)")
-    report = evaluate_checkpoint(path, mode="clip", workers=cfg.data.workers,
-                                 device=cfg.runtime.device, amp=cfg.runtime.amp,
-                                 progress=cfg.runtime.progress)
-    save_report(report, run_dir / "eval-clip")
-    barrier()
-    return report
-
-
-def crossval_table(name: str, rows: list[dict[str, Any]], cost: dict[str, float],
-                   device: str) -> str:
-    """The Markdown table of a cross-validation."""
-    lines = [
-        f"| model | splits | top-1 (%) | top-5 (%) | params (M) | memory/clip (MB) | "
-        f"frames/s ({device}) |",
-        "|---|---|---|---|---|---|---|",
-        f"| {name} | {len(rows)} | {percent_pm([r['top1'] for r in rows])} | "
-        f"{percent_pm([r['top5'] for r in rows])} | "
-        f"{cost['params_m']:.1f} | {cost['memory_mb_per_clip']:.1f} | "
-        f"{cost['frames_per_s']:.0f} |",
-        "",
-        "| split | top-1 (%) | top-5 (%) | mean class acc. (%) | test videos |",
-        "|---|---|---|---|---|",
-    ]
-    lines += [f"| {r['split']} | {100 * r['top1']:.1f} | {100 * r['top5']:.1f} | "
-              f"{100 * r['mean_class_accuracy']:.1f} | {r['num_samples']} |" for r in rows]
-    return "\n".join(lines) + "\n"
-
 
 @releases_process_group
 def run_crossval(args: argparse.Namespace) -> int:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..engine.arg_types import clip_shape, positive_int
 from ..engine.measure import model_info
 from ..models import list_models
-from .args import clip_shape, positive_int
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..engine.arg_types import positive_int
 from ..inference import (
     DEFAULT_CLIPS,
     Prediction,
@@ -17,7 +18,6 @@ from ..inference import (
     load,
     prediction_record,
 )
-from .args import positive_int
 
 DEFAULT_TIMELINE_DIR = Path("predictions")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..engine.arg_types import positive_int
 from ..inference import DEFAULT_CLIPS
-from .args import positive_int
 
 
 def positive_float(text: str) -> float:

@@ -13,7 +13,7 @@ from ..data.synthetic import (
     held_out_groups,
     reversed_pairs,
 )
-from .args import frame_size, non_negative_int, positive_int
+from ..engine.arg_types import frame_size, non_negative_int, positive_int
 
 
 def summary(out_dir: Path, config: SynthConfig) -> list[str]:

@@ -10,7 +10,7 @@ Each run is a ``mict train`` run folder under ``OUT/<model>/`` (``source``,
 ``direct/splitS-seedK``, ``via-source/splitS-seedK``): a finished run with the same configuration
 is reused and an unfinished one resumed, so a stopped study continues where it stopped. The final
 weights of every target run are evaluated with the published protocol (the crossval rules, shared
-with :func:`~.experiments.train_and_evaluate`), and the comparison is written to
+with :func:`mictnet.engine.experiments.train_and_evaluate`), and the comparison is written to
 ``OUT/transfer.md``, ``OUT/transfer.json`` and ``OUT/transfer.png``.
 """
 
@@ -29,6 +29,7 @@ from ..data.catalog import DATASETS
 from ..engine.build_data import with_synthetic_flip
 from ..engine.config_flags import field_choices
 from ..engine.distributed import env_dist_info, releases_process_group, resolve_device
+from ..engine.experiments import ensure_trained, mean_std, percent_pm, train_and_evaluate
 from ..engine.measure import model_costs
 from ..engine.plots import plot_grouped_bars
 from ..engine.presets import preset
@@ -42,7 +43,6 @@ from ..engine.train_config import (
     path_value,
     weights_value,
 )
-from .experiments import ensure_trained, mean_std, percent_pm, train_and_evaluate
 
 log = logging.getLogger("mictnet")
 
