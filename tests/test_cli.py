@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mictnet import __version__
 from mictnet.cli import COMMANDS, build_parser, main
@@ -181,3 +182,27 @@ def test_command_help_lines_come_from_the_table(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
     assert COMMANDS["predict"][1].capitalize() in capsys.readouterr().out
+
+
+def test_print_config_shows_the_resolved_configuration_without_training(tmp_path: Path,
+                                                                          capsys) -> None:
+    assert main(["train", "--preset", "demo", "--epochs", "3", "--data.resize", "40", "36",
+                 "--print-config", "--out", str(tmp_path / "run")]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["schedule"]["epochs"] == 3 and cfg["data"]["resize"] == [40, 36]
+    assert cfg["preset"] == "demo" and not (tmp_path / "run").exists()
+
+
+def test_list_options_take_values_or_one_yaml_list(capsys) -> None:
+    for values in (["32", "24"], ["[32,24]"]):
+        assert main(["train", "--data.resize", *values, "--print-config"]) == 0
+        assert yaml.safe_load(capsys.readouterr().out)["data"]["resize"] == [32, 24]
+
+
+def test_an_unknown_flag_shows_the_commands_usage(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--no-such-flag", "1"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert "usage: mict train" in err and "mict train: error: unrecognized arguments: " \
+        "--no-such-flag 1" in err

@@ -125,11 +125,25 @@ def _add_flag(group: argparse._ArgumentGroup, flag: ConfigFlag) -> None:
         group.add_argument(flag.option, type=parse, choices=allowed,
                            metavar=meta["metavar"] or (None if allowed else _metavar(parse)),
                            help=f"{text} ({flag.key}, default {shown})", **common)
+    elif typing.get_origin(_optional_of(flag.annotation)) in (list, tuple):
+        group.add_argument(flag.option, type=_yaml_value, nargs="+", action=_ListValue,
+                           metavar="VALUE",
+                           help=f"{text}: values, or one YAML list (default {_yaml(default)})",
+                           **common)
     else:  # a YAML value, as in --set
         group.add_argument(flag.option, type=_yaml_value,
                            metavar="{" + ",".join(map(str, allowed)) + "}" if allowed else
                            _metavar(flag.annotation),
                            help=f"{text} (default {_yaml(default)})", **common)
+
+
+class _ListValue(argparse.Action):
+    """A list option: ``--data.resize 32 32`` or ``--data.resize [32,32]``."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        one_list = len(values) == 1 and isinstance(values[0], list)
+        setattr(namespace, self.dest, values[0] if one_list else list(values))
 
 
 def _optional_of(annotation: Any) -> Any:

@@ -10,6 +10,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import yaml
+
 from ..data.catalog import DATASETS
 from ..data.kinetics import SPLITS as KINETICS_SPLITS
 from ..engine.arg_types import non_negative_int, positive_int
@@ -58,6 +60,10 @@ def default_run_dir(cfg: TrainConfig) -> Path:
 
 @releases_process_group
 def run_train(args: argparse.Namespace) -> int:
+    if args.print_config:
+        cfg = resume_config(args)[0] if args.resume else resolve_config(args)
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
     if args.resume:
         cfg, run_dir, resume = resume_config(args)
     else:
@@ -276,6 +282,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="start anew in a --out folder that holds files: they are moved into "
                         "RUNDIR/previous-<time>/ (nothing is deleted)")
     p.add_argument("--resume", metavar="RUNDIR", help="continue the run in RUNDIR")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved configuration (config.yaml's content) and exit "
+                        "without training")
     p.set_defaults(func=run_train)
 
     p = subparsers.add_parser("evaluate")
