@@ -143,3 +143,13 @@ def test_a_new_variant_is_one_row(monkeypatch):
     model = on_meta("mict_resnet18_k3", 7, temporal_stride=4)
     assert model.config.first_kernel_depth == 3 and model.config.temporal_stride == 4
     assert model.spec.options == {"temporal_stride": 4}
+
+
+def test_pretrained_none_is_random_weights_as_on_the_command_line() -> None:
+    torch.manual_seed(0)
+    a = build_model("resnet2d_18", num_classes=3, pretrained="none")
+    torch.manual_seed(0)
+    b = build_model("resnet2d_18", num_classes=3, pretrained=None)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
+                                                 b.state_dict().values(), strict=True))
+    assert "pretrained" not in a.spec.options

@@ -139,10 +139,13 @@ def build_model(name: str, num_classes: int = 101, pretrained: Pretrained = None
     """Build a registered model; ``options`` override the variant's defaults.
 
     ``pretrained``: one of the sources the variant accepts (``"imagenet"``, ``"kinetics400"``)
-    or a weights file in that source's layout (see :mod:`mictnet.models.weights`). The returned
-    module carries ``spec`` (a :class:`ModelSpec`) to rebuild it from a checkpoint.
+    or a weights file in that source's layout (see :mod:`mictnet.models.weights`); None or
+    ``"none"`` (as on the command line): random weights. The returned module carries ``spec``
+    (a :class:`ModelSpec`) to rebuild it from a checkpoint.
     """
     variant = get_variant(name)
+    if isinstance(pretrained, str) and pretrained.lower() == "none":
+        pretrained = None
     given = options | ({"pretrained": pretrained} if pretrained else {})
     unknown = sorted(set(given) - set(variant.defaults))
     if unknown:

@@ -165,8 +165,9 @@ def fetch(file: WeightFile) -> dict[str, Tensor]:
         except OSError as err:  # URLError and socket errors are OSErrors
             raise RuntimeError(
                 f"could not download the {file.description} ({err}). Offline, download "
-                f"{file.url} on another machine and place it at {cache}, or pass "
-                f"pretrained=PATH to that file (.pth, .pt or .safetensors)"
+                f"{file.url} on another machine and place it at {cache}, or give that file "
+                f"(.pth, .pt or .safetensors) as --pretrained PATH (in Python: "
+                f"pretrained=PATH)"
             ) from err
     return load_state_dict_file(cache)
 

@@ -54,7 +54,7 @@ def run_prepare(args: argparse.Namespace) -> int:
                             args.quality, args.workers)
     print(f"{report.written} videos prepared ({report.frames} frames, "
           f"{time.perf_counter() - start:.0f} s), {report.up_to_date} already up to date, "
-          f"{len(report.failed)} failed; use the cache with cache={str(args.out)!r} "
+          f"{len(report.failed)} failed; train from it with --cache {args.out} "
           f"(resize {args.size[0]}x{args.size[1]})")
     for problem in report.failed:
         print(f"  {problem}")
@@ -104,7 +104,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "prepare",
         description="Decode every video of a dataset (all splits) once, resize its frames and "
                     "store them as JPEG, one file per video, under --out; datasets read them "
-                    "with the clip option cache=OUT. Up-to-date files are kept.")
+                    "with --cache OUT (data.cache). Up-to-date files are kept.")
     _dataset_arguments(p)
     p.add_argument("--out", required=True, help="cache folder")
     p.add_argument("--size", type=frame_size, default=RESIZE, metavar="WIDTHxHEIGHT",
