@@ -192,3 +192,22 @@ def test_timelines_of_same_named_videos_never_collide(checkpoint, make_video, tm
     out, err = capsys.readouterr()
     assert "(replaced)" in out and f"{first}: replaced the earlier timeline files" in err
     assert len(list((tmp_path / "predictions").iterdir())) == 4
+
+
+def test_device_and_precision_are_chosen_as_evaluate_chooses_them(checkpoint, make_video,
+                                                                  tmp_path, monkeypatch):
+    path = make_video(tmp_path / "v.avi", 12)
+    auto = load(checkpoint, "auto", clips=1, amp="auto")
+    assert auto.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    full = load(checkpoint, "cpu", clips=1)
+    assert full.precision.dtype is None  # Python default: full precision
+    bf16 = load(checkpoint, "cpu", clips=1, amp="bf16")
+    assert bf16.precision.dtype == torch.bfloat16
+    seen = []
+    monkeypatch.setattr(bf16.model, "forward", lambda x: seen.append(
+        torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+        or torch.zeros(x.shape[0], len(CLASSES)))
+    bf16.predict(path)
+    assert seen == [torch.bfloat16]
+    with pytest.raises(SystemExit):
+        main(["predict", str(path), "--checkpoint", str(checkpoint), "--amp", "fp64"])

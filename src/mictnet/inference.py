@@ -35,6 +35,8 @@ from .data.decode import VideoReader
 from .data.sampling import ClipSampler, looped_indices
 from .data.transforms import RESIZE, ClipTransform, eval_transform
 from .engine.checkpoint import CheckpointMeta, load_model
+from .engine.distributed import resolve_device
+from .engine.precision import autocast, resolve_precision
 
 DEFAULT_CLIPS = 5
 FALLBACK_FPS = 25.0  # for files whose header has no frame rate
@@ -85,11 +87,12 @@ class Predictor:
     """A trained model with its classes and test-time transform, ready for video files."""
 
     def __init__(self, model: nn.Module, meta: CheckpointMeta, device: str | torch.device = "cpu",
-                 clips: int = DEFAULT_CLIPS) -> None:
+                 clips: int = DEFAULT_CLIPS, amp: str = "none") -> None:
         if clips < 1:
             raise ValueError(f"clips must be >= 1, got {clips}")
-        self.model = model.to(device).eval()
-        self.device = torch.device(device)
+        self.device = resolve_device(str(device))
+        self.model = model.to(self.device).eval()
+        self.precision = resolve_precision(amp, self.device)  # as mict evaluate's --amp
         self.classes = list(meta.classes)
         self.clip_frames, crop_h, crop_w = meta.input_size
         if crop_h != crop_w:
@@ -121,7 +124,7 @@ class Predictor:
         return self._probabilities(torch.stack(batch)).mean(dim=0)
 
     def _probabilities(self, batch: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device, self.precision.dtype):
             logits = self.model(batch.to(self.device))
         return logits.float().softmax(dim=1).cpu()
 
@@ -209,7 +212,10 @@ def _checkpoint_resize(meta: CheckpointMeta) -> tuple[int, int]:
 
 
 def load(checkpoint: str | Path, device: str | torch.device = "cpu",
-         clips: int = DEFAULT_CLIPS) -> Predictor:
-    """A :class:`Predictor` for a checkpoint file or run folder (its ``best.pt``)."""
+         clips: int = DEFAULT_CLIPS, amp: str = "none") -> Predictor:
+    """A :class:`Predictor` for a checkpoint file or run folder (its ``best.pt``); ``device``
+    and ``amp`` as ``mict evaluate`` takes them (``"auto"``: CUDA where present; bf16 where
+    the device runs it natively)."""
+    device = resolve_device(str(device))
     model, meta = load_model(checkpoint, device)
-    return Predictor(model, meta, device, clips)
+    return Predictor(model, meta, device, clips, amp)

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from ..data.datasets import UNLABELLED, VideoDataset
 from ..data.kinetics import Skipped
 from .metrics import ClassificationMetrics
+from .precision import autocast
 
 TOP_PREDICTIONS = 5  # classes per video in predictions.csv
 
@@ -93,10 +94,6 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _autocast(device: torch.device, amp_dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
-
-
 @torch.no_grad()
 def collect_scores(model: nn.Module, dataset: Dataset, *, device: torch.device | str = "cpu",
                    batch_size: int = 8, workers: int = 0, amp_dtype: torch.dtype | None = None,
@@ -119,7 +116,7 @@ def collect_scores(model: nn.Module, dataset: Dataset, *, device: torch.device |
         if clips.ndim == 6:
             clips = clips.flatten(0, 1)
         clips = clips.to(device, non_blocking=True, memory_format=fmt)
-        with _autocast(device, amp_dtype):
+        with autocast(device, amp_dtype):
             logits = model(clips).float()
         probs = logits.softmax(dim=1).view(len(target), per_video, -1).mean(dim=1)
         scores.append(probs.cpu())

@@ -268,6 +268,13 @@ def resolve_precision(mode: str, device: torch.device) -> Precision:
     return Precision(dtype, f"{cpu_name()}: {mode} requested")
 
 
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Autocast to ``dtype`` on ``device``'s type; a no-op for None (full precision)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
 def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype (None: full precision) of ``mode`` on ``device``."""
     return resolve_precision(mode, device).dtype

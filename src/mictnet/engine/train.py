@@ -41,7 +41,7 @@ from .checkpoint import (
 from .distributed import resolve_device
 from .finetune import batch_norms_eval, freeze_until, frozen_modules, init_from_checkpoint
 from .metrics import topk_correct
-from .precision import resolve_precision
+from .precision import autocast, resolve_precision
 from .presets import check_init_from
 from .rng import capture_rng_state, restore_rng_state, seed_everything
 from .runlog import RunLog, log, write_metrics_csv
@@ -298,7 +298,7 @@ class Trainer:
             last = i == self.accumulation - 1
             sync = nullcontext() if last or not self.dist.enabled else self.net.no_sync()
             with sync:
-                with self._autocast():
+                with autocast(self.device, self.amp_dtype):
                     logits = self.net(clips)
                 loss = F.cross_entropy(logits.float(), labels,
                                        label_smoothing=self.cfg.optim.label_smoothing)
@@ -378,7 +378,7 @@ class Trainer:
                              memory_format=(torch.channels_last_3d if self.channels_last
                                             else torch.preserve_format))
             labels = labels.to(self.device, non_blocking=True)
-            with self._autocast():
+            with autocast(self.device, self.amp_dtype):
                 logits = self.model(clips).float()
             top1, top5 = topk_correct(logits, labels, (1, 5))
             sums += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
@@ -486,11 +486,6 @@ class Trainer:
             batch_norms_eval([self.model])
         elif cfg.freeze_until:
             batch_norms_eval(frozen_modules(self.model, cfg.freeze_until))
-
-    def _autocast(self):
-        if self.amp_dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _lr(self) -> float:
         """The classifier's (the highest) learning rate now."""

@@ -14,7 +14,7 @@ import yaml
 
 from ..data.catalog import DATASETS
 from ..data.kinetics import SPLITS as KINETICS_SPLITS
-from ..engine.arg_types import non_negative_int, positive_int
+from ..engine.arg_types import add_device_flags, non_negative_int, positive_int
 from ..engine.build_data import EVAL_MODES, with_synthetic_flip
 from ..engine.checkpoint import load_checkpoint
 from ..engine.config_flags import (
@@ -30,7 +30,6 @@ from ..engine.evaluate import EvalReport
 from ..engine.experiments import crossval_table, mean_std, train_and_evaluate
 from ..engine.measure import model_costs
 from ..engine.plots import plot_accuracy_vs_length, plot_training_curves
-from ..engine.precision import AMP_MODES
 from ..engine.run import (
     PREDICTIONS_FILE,
     claim_run_dir,
@@ -262,11 +261,7 @@ def _add_eval_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=8, help="clips per forward pass")
     p.add_argument("--workers", type=non_negative_int, default=2,
                    help="data-loading processes (0: in this process)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or "
-                                                    "cuda:N")
-    p.add_argument("--amp", choices=AMP_MODES, default="auto",
-                   help="mixed precision; auto: bf16/fp16 on CUDA, bf16 on a CPU that runs it "
-                        "natively, else fp32")
+    add_device_flags(p)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..engine.arg_types import positive_int
+from ..engine.arg_types import add_device_flags, positive_int
 from ..inference import (
     DEFAULT_CLIPS,
     Prediction,
@@ -119,7 +119,7 @@ def _predict_one(predictor: Predictor, video: str, args: argparse.Namespace,
 
 
 def run(args: argparse.Namespace) -> int:
-    predictor = load(args.checkpoint, args.device, args.clips)
+    predictor = load(args.checkpoint, args.device, args.clips, args.amp)
     out_dir = Path(args.out) if args.out else None
     records = []
     for video in args.videos:
@@ -159,5 +159,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR",
                    help="write predictions.json and the timelines here (timelines default to "
                         f"./{DEFAULT_TIMELINE_DIR}); files are named VIDEO-<hash of its path>")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    add_device_flags(p)
     p.set_defaults(func=run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..engine.arg_types import positive_int
+from ..engine.arg_types import add_device_flags, positive_int
 from ..inference import DEFAULT_CLIPS
 
 
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
         raise RuntimeError(f"mict serve needs {err.name}: pip install 'mictnet[serve]'") from None
     from ..inference import load
 
-    predictor = load(args.checkpoint, args.device, args.clips)
+    predictor = load(args.checkpoint, args.device, args.clips, args.amp)
     app = create_app(predictor, args.max_upload_mb, args.workers)
     print(f"serving {args.checkpoint} at http://{args.host}:{args.port}/ (Ctrl+C stops)",
           file=sys.stderr)
@@ -45,5 +45,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="inference threads (more requests wait their turn; bounds memory)")
     p.add_argument("--clips", type=positive_int, default=DEFAULT_CLIPS,
                    help="clips averaged per video")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    add_device_flags(p)
     p.set_defaults(func=run)
