@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from dataclasses import replace
 from pathlib import Path
 from unittest import mock
 
@@ -278,7 +279,10 @@ def test_time_stolen_by_the_hypervisor_is_measured_and_said(report):
         pytest.skip("no /proc/stat here")
     assert 0 <= ticks[0] <= ticks[1]
     assert 0 <= report.machine["cpu_steal_percent"] <= 100
-    report.machine["cpu_steal_percent"] = 18.0
-    assert "the hypervisor gave 18% of this machine's CPU time" in format_table(report)
-    report.machine["cpu_steal_percent"] = 0.5
-    assert "hypervisor" not in format_table(report)
+
+    def table(steal: float) -> str:
+        return format_table(replace(report, machine={**report.machine,
+                                                     "cpu_steal_percent": steal}))
+
+    assert "the hypervisor gave 18% of this machine's CPU time" in table(18.0)
+    assert "hypervisor" not in table(0.5)

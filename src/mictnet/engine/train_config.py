@@ -298,8 +298,13 @@ def load_config(path: str | Path, base: TrainConfig | None = None) -> TrainConfi
     return config_from_dict(data, base, str(path))
 
 
+def config_yaml(config: TrainConfig) -> str:
+    """The configuration as ``config.yaml`` holds it."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
 def save_config(config: TrainConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    Path(path).write_text(config_yaml(config), encoding="utf-8")
 
 
 def parse_assignment(text: str) -> dict[str, Any]:

@@ -10,8 +10,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import yaml
-
 from ..data.catalog import DATASETS
 from ..data.kinetics import SPLITS as KINETICS_SPLITS
 from ..engine.arg_types import add_device_flags, non_negative_int, positive_int
@@ -38,7 +36,13 @@ from ..engine.run import (
     save_report,
     train_run,
 )
-from ..engine.train_config import DataConfig, TrainConfig, config_from_dict, load_config
+from ..engine.train_config import (
+    DataConfig,
+    TrainConfig,
+    config_from_dict,
+    config_yaml,
+    load_config,
+)
 
 log = logging.getLogger("mictnet")
 
@@ -61,7 +65,7 @@ def default_run_dir(cfg: TrainConfig) -> Path:
 def run_train(args: argparse.Namespace) -> int:
     if args.print_config:
         cfg = resume_config(args)[0] if args.resume else resolve_config(args)
-        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        print(config_yaml(cfg), end="")
         return 0
     if args.resume:
         cfg, run_dir, resume = resume_config(args)
