@@ -11,11 +11,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 # The CPU precision reading is cached per machine: the suite keeps its own, apart from the user's.
 os.environ["MICTNET_PRECISION_CACHE"] = str(
     Path(tempfile.mkdtemp(prefix="mict-test-precision-")) / "precision.json")
 SEED_ENV = "MICTNET_TEST_SEED"
+
+# Under pytest-xdist (``make test`` runs ``-n auto``) the workers share the cores: each worker and
+# the processes it starts get their share of threads, not every core each (oversubscribed OpenMP
+# threads spin against each other).
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _threads = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ["OMP_NUM_THREADS"] = str(_threads)
+    torch.set_num_threads(_threads)
 
 
 @pytest.fixture(scope="session")
