@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mictnet.cli import main
-from mictnet.data.decode import read_frames
+from mictnet.data.decode import VideoReader, read_frames
 from mictnet.data.transforms import eval_transform
 from mictnet.engine.checkpoint import CheckpointMeta, save_checkpoint
 from mictnet.inference import Predictor, clip_indices, load
@@ -93,6 +93,26 @@ def test_timeline_one_step_per_second(predictor, make_video, tmp_path):
                                        [list(range(s.first_frame, s.first_frame + INPUT[0]))])
         assert s.label == CLASSES[int(probs.argmax())]
         assert s.probability == pytest.approx(float(probs.max()), abs=1e-5)
+
+
+def test_predict_with_timeline_decodes_each_frame_once(predictor, make_video, tmp_path,
+                                                       monkeypatch):
+    path = make_video(tmp_path / "long.mp4", 47, size=(96, 72), fourcc="mp4v", fps=10)
+    alone = predictor.predict(path), predictor.timeline(path)
+    reads: list[list[int]] = []
+    original = VideoReader.read
+
+    def counted(self, indices):
+        reads.append(list(indices))
+        return original(self, indices)
+
+    monkeypatch.setattr(VideoReader, "read", counted)
+    both = predictor.predict_with_timeline(path)
+    assert both[0] == alone[0] and both[1] == alone[1]
+    forward = [i for indices in reads[1:] for i in indices]  # after check_end's tail
+    assert len(forward) == len(set(forward)) and forward == sorted(forward)
+    windows = {i for s in alone[1] for i in range(s.first_frame, s.first_frame + s.frames)}
+    assert windows <= set(forward)
 
 
 def test_cli_bad_video_does_not_stop_the_others(checkpoint, make_video, tmp_path, capsys):

@@ -16,7 +16,8 @@ looks at the whole video at a fixed cost, whatever its length.
 
 The timeline slides a window of ``T`` frames (default) over the video, one step per second
 (``step_seconds``), the window centred on the middle of its step, and gives the top action of
-each step. Frames are decoded once, forward, with only one window in memory.
+each step. Frames are decoded once, forward, with only one window in memory;
+``predict_with_timeline`` gives both answers from that one pass (``mict predict --timeline``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .data.decode import VideoReader
+from .data.decode import VideoInfo, VideoReader
 from .data.sampling import ClipSampler, looped_indices
 from .data.transforms import RESIZE, ClipTransform, eval_transform
 from .engine.checkpoint import CheckpointMeta, load_model
@@ -104,17 +105,34 @@ class Predictor:
 
     def predict(self, video: str | Path, top: int = 5) -> Prediction:
         """The ``top`` most likely actions of ``video`` (see the module docstring)."""
-        if top < 1:
-            raise ValueError(f"top must be >= 1, got {top}")
+        _check_top(top)
         with VideoReader(video) as reader:
             reader.check_end()
             clips = reader.read_clips(
                 lambda frames: clip_indices(frames, self.clip_frames, self.clips))
-            info = reader.info
+            return self._prediction(str(video), reader.info, clips, top)
+
+    def predict_with_timeline(self, video: str | Path, top: int = 5, window: int | None = None,
+                              step_seconds: float = 1.0, progress: bool = False
+                              ) -> tuple[Prediction, list[TimelineStep]]:
+        """:meth:`predict` and :meth:`timeline` of ``video`` from one forward decode: the
+        timeline's pass also keeps the frames of the main answer's clips."""
+        _check_top(top)
+        length = _window_length(window or self.clip_frames, step_seconds)
+        with VideoReader(video) as reader:
+            info = reader.check_end()
+            plan = clip_indices(info.frames, self.clip_frames, self.clips)
+            windows = _FrameWindows(reader, keep={i for clip in plan for i in clip})
+            steps = self._timeline_of(video, windows, info, length, step_seconds, progress)
+            clips = windows.kept_clips(plan)
+            return self._prediction(str(video), reader.info, clips, top), steps
+
+    def _prediction(self, video: str, info: VideoInfo, clips: Sequence[np.ndarray],
+                    top: int) -> Prediction:
         probs = self._clips_probabilities(clips)
         k = min(top, len(self.classes))
         values, indices = probs.topk(k)
-        return Prediction(str(video), [self.classes[i] for i in indices.tolist()],
+        return Prediction(video, [self.classes[i] for i in indices.tolist()],
                           values.tolist(), info.frames, info.fps, info.width, info.height,
                           len(clips), self.clip_frames, info.header_frames, info.truncated,
                           info.warning(self.clip_frames))
@@ -133,24 +151,25 @@ class Predictor:
     def timeline(self, video: str | Path, window: int | None = None, step_seconds: float = 1.0,
                  progress: bool = False) -> list[TimelineStep]:
         """The top action of every ``step_seconds`` of ``video`` (see the module docstring)."""
-        length = window or self.clip_frames
-        if length < 1 or step_seconds <= 0:
-            raise ValueError(f"need window >= 1 and step_seconds > 0, got {window}, "
-                             f"{step_seconds}")
+        length = _window_length(window or self.clip_frames, step_seconds)
         with VideoReader(video) as reader:
             info = reader.check_end()  # a truncated file's real end, before any window
-            fps = info.fps if info.fps > 0 else FALLBACK_FPS
-            bar = tqdm(desc=Path(video).name, unit="step", disable=not progress, leave=False)
-            try:
-                return self._timeline(reader, info.frames, fps, length, step_seconds, bar)
-            finally:
-                bar.close()
+            return self._timeline_of(video, _FrameWindows(reader), info, length, step_seconds,
+                                     progress)
 
-    def _timeline(self, reader: VideoReader, frames: int, fps: float, length: int,
+    def _timeline_of(self, video: str | Path, windows: _FrameWindows, info: VideoInfo,
+                     length: int, step_seconds: float, progress: bool) -> list[TimelineStep]:
+        fps = info.fps if info.fps > 0 else FALLBACK_FPS
+        bar = tqdm(desc=Path(video).name, unit="step", disable=not progress, leave=False)
+        try:
+            return self._timeline(windows, info.frames, fps, length, step_seconds, bar)
+        finally:
+            bar.close()
+
+    def _timeline(self, windows: _FrameWindows, frames: int, fps: float, length: int,
                   step_seconds: float, bar: tqdm) -> list[TimelineStep]:
         steps = max(1, math.ceil(frames / fps / step_seconds - 1e-9))
         bar.reset(total=steps)
-        windows = _FrameWindows(reader)
         out = []
         for i in range(steps):
             centre = (i + 0.5) * step_seconds * fps
@@ -182,24 +201,52 @@ def clip_indices(total: int, length: int, max_clips: int) -> list[list[int]]:
     return ClipSampler(frames=length, mode="multiclip", num_clips=count).clips(total)
 
 
-class _FrameWindows:
-    """Serves overlapping windows of a forward-read video, decoding each frame once."""
+def _check_top(top: int) -> None:
+    if top < 1:
+        raise ValueError(f"top must be >= 1, got {top}")
 
-    def __init__(self, reader: VideoReader) -> None:
+
+def _window_length(length: int, step_seconds: float) -> int:
+    if length < 1 or step_seconds <= 0:
+        raise ValueError(f"need window >= 1 and step_seconds > 0, got {length}, "
+                         f"{step_seconds}")
+    return length
+
+
+class _FrameWindows:
+    """Serves overlapping windows of a forward-read video, decoding each frame once; the frames
+    ``keep`` names stay after their windows have passed (:meth:`kept_clips`)."""
+
+    def __init__(self, reader: VideoReader, keep: set[int] | None = None) -> None:
         self.reader = reader
+        self.keep = keep or set()
         self.cache: dict[int, np.ndarray] = {}
+        self.kept: dict[int, np.ndarray] = {}
         self.next_index = 0
 
     def read(self, indices: list[int]) -> np.ndarray:
-        new = [i for i in sorted(set(indices)) if i >= self.next_index and i not in self.cache]
-        if new:
-            for i, frame in zip(new, self.reader.read(new), strict=True):
-                self.cache[i] = frame
-            self.next_index = new[-1] + 1
+        self._decode(indices)
         first = min(indices)  # windows only move forward: earlier frames are done
         for i in [i for i in self.cache if i < first]:
             del self.cache[i]
         return np.stack([self.cache[i] for i in indices])
+
+    def kept_clips(self, clips: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """The clips of kept frames ``clips`` lists (decoding, forward, any not reached yet)."""
+        self._decode([i for clip in clips for i in clip])
+        return [np.stack([self.kept[i] for i in clip]) for clip in clips]
+
+    def _decode(self, indices: Sequence[int]) -> None:
+        last = max(indices)  # kept frames passed on the way are decoded as well
+        wanted = set(indices) | {i for i in self.keep if self.next_index <= i <= last}
+        new = [i for i in sorted(wanted)
+               if i >= self.next_index and i not in self.cache and i not in self.kept]
+        if new:
+            for i, frame in zip(new, self.reader.read(new), strict=True):
+                self.cache[i] = frame
+                if i in self.keep:
+                    self.kept[i] = frame
+            self.next_index = new[-1] + 1
 
 
 def _checkpoint_resize(meta: CheckpointMeta) -> tuple[int, int]:

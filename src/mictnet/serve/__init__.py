@@ -41,8 +41,11 @@ def model_info(predictor: Predictor) -> dict:
 
 def predict_upload(predictor: Predictor, upload: Upload, timeline: bool) -> dict:
     """``mict predict --json``'s record of an uploaded file, named by the client's file name."""
-    prediction = replace(predictor.predict(upload.path), video=upload.name)
-    return prediction_record(prediction, predictor.timeline(upload.path) if timeline else None)
+    if timeline:
+        prediction, steps = predictor.predict_with_timeline(upload.path)
+    else:
+        prediction, steps = predictor.predict(upload.path), None
+    return prediction_record(replace(prediction, video=upload.name), steps)
 
 
 def error(status: int, message: str) -> JSONResponse:

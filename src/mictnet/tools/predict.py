@@ -94,14 +94,16 @@ def _write_text(path: Path, text: str) -> str:
 def _predict_one(predictor: Predictor, video: str, args: argparse.Namespace,
                  out_dir: Path | None) -> dict:
     """Predict (and maybe the timeline of) one video; print tables unless ``--json``."""
-    pred = predictor.predict(video, top=args.top)
+    if args.timeline:
+        pred, steps = predictor.predict_with_timeline(video, top=args.top, progress=True)
+    else:
+        pred = predictor.predict(video, top=args.top)
     if pred.warning:
         print(f"warning: {video}: {pred.warning}", file=sys.stderr)
     if not args.json:
         print(format_prediction(pred))
     if not args.timeline:
         return prediction_record(pred)
-    steps = predictor.timeline(video, progress=True)
     record = prediction_record(pred, steps)
     base = (out_dir or DEFAULT_TIMELINE_DIR) / timeline_stem(video)
     png = base.with_name(f"{base.name}.timeline.png")
