@@ -3,7 +3,8 @@ kernel each convolution and matmul runs (``ONEDNN_VERBOSE=1``: brgconv with AMX,
 gemm, reference...), summed per kernel and per shape class, so that layouts and shapes that fall
 off the fast path show (issue 18).
 
-    python benchmarks/profile_kernels.py                  # mict_resnet18, bf16, channels-last
+    python benchmarks/profile_kernels.py                  # mict_resnet18, channels-last, bf16
+                                                          # where native, else fp32
     python benchmarks/profile_kernels.py --dtype fp32 --batch 8 --no-channels-last
 
 The model is prepared as ``benchmarks/bench_models.py`` measures it (``engine.measure``:
@@ -21,37 +22,38 @@ from collections import defaultdict
 
 import torch
 
-from mictnet.engine.measure import make_clip, prepare_model
+from mictnet.engine.measure import dtype_reason, make_clip, prepare_model
 
 CHILD = "MICTNET_PROFILE_CHILD"
 
 
-def forward_passes(args: argparse.Namespace, passes: int) -> None:
-    """Build the model and run ``passes`` forward passes after two warm-up passes."""
+def model_and_clip(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.Tensor]:
+    """The model and a random clip, as ``bench_models.py`` measures them."""
     torch.set_num_threads(args.threads)
     model = prepare_model(args.model, 101, args.dtype, args.channels_last, "cpu")
     clip = make_clip(args.batch, (args.frames, args.size, args.size), args.dtype,
                      args.channels_last, "cpu")
+    return model, clip
+
+
+def verbose_pass(args: argparse.Namespace) -> None:
+    """The child of :func:`kernel_summary`: two warm-up passes, a marker, one pass."""
+    model, clip = model_and_clip(args)
     with torch.inference_mode():
         for _ in range(2):
             model(clip)
-        if os.environ.get(CHILD):
-            print("=== profiled passes ===", flush=True)
-        for _ in range(passes):
-            model(clip)
+        print("=== profiled passes ===", flush=True)
+        model(clip)
 
 
 def operator_table(args: argparse.Namespace) -> str:
     """torch.profiler's operators by self CPU time over three passes."""
     from torch.profiler import ProfilerActivity, profile
 
-    torch.set_num_threads(args.threads)
-    model = prepare_model(args.model, 101, args.dtype, args.channels_last, "cpu")
-    clip = make_clip(args.batch, (args.frames, args.size, args.size), args.dtype,
-                     args.channels_last, "cpu")
+    model, clip = model_and_clip(args)
     with torch.inference_mode():
         model(clip)
-        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
             for _ in range(3):
                 model(clip)
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
@@ -81,7 +83,8 @@ def kernel_summary(args: argparse.Namespace) -> list[dict]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="mict_resnet18")
-    p.add_argument("--dtype", choices=("fp32", "bf16"), default="bf16")
+    p.add_argument("--dtype", choices=("fp32", "bf16"), default=None,
+                   help="default: bf16 where the CPU runs it natively, else fp32")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--size", type=int, default=160)
@@ -89,8 +92,10 @@ def main() -> int:
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     p.add_argument("--json", action="store_true", help="print the kernel summary as JSON")
     args = p.parse_args()
+    if args.dtype is None:
+        args.dtype = "bf16" if dtype_reason("bf16", "cpu") is None else "fp32"
     if os.environ.get(CHILD):
-        forward_passes(args, passes=1)
+        verbose_pass(args)
         return 0
     print(f"{args.model} {args.dtype} batch {args.batch} {args.frames}x{args.size}^2 "
           f"channels-last {args.channels_last}, {args.threads} threads, CPU "
