@@ -249,9 +249,9 @@ def predict_export(ctx: Ctx, log: Path) -> dict[str, Any]:
     run_step(ctx, log, [MICT, "predict", str(video), "--checkpoint", str(ckpt), "--json",
                         "--device", ctx.device])
     predict_s = time.monotonic() - start
-    from mictnet.engine.checkpoint import load_checkpoint
+    from mictnet.engine.checkpoint import checkpoint_meta, load_checkpoint
 
-    frames, height, width = load_checkpoint(ckpt)["input_size"]
+    frames, height, width = checkpoint_meta(load_checkpoint(ckpt)).clip.input_size
     onnx = ctx.out / "model.onnx"
     run_step(ctx, log, [MICT, "export", "--checkpoint", str(ckpt), "--out", str(onnx),
                         "--overwrite"])

@@ -181,7 +181,7 @@ def test_cli_defaults_skip_emulated_dtypes(capsys):
 
 def test_crossval_costs_time_through_the_benchmark():
     cfg = mock.Mock()
-    cfg.data.frames, cfg.data.crop_size = TINY[0], TINY[1]
+    cfg.data.frames, cfg.data.crop_size, cfg.data.resize = TINY[0], TINY[1], (40, 40)
     cfg.model.name, cfg.model.options.return_value = "mict_resnet18", {"dropout": 0.0}
     cfg.runtime.amp = "none"
     seen = []

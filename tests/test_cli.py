@@ -206,3 +206,12 @@ def test_an_unknown_flag_shows_the_commands_usage(capsys) -> None:
     assert exit_.value.code == 2
     assert "usage: mict train" in err and "mict train: error: unrecognized arguments: " \
         "--no-such-flag 1" in err
+
+
+def test_help_after_a_preset_shows_the_presets_values(capsys) -> None:
+    for argv, epochs in ((["train", "--help"], 120), (["train", "--preset", "demo", "--help"], 6),
+                         (["crossval", "--preset", "demo-quick", "--help"], 8)):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 0
+        assert f"(schedule.epochs, default {epochs})" in " ".join(capsys.readouterr().out.split())

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mictnet.engine.config_flags import add_config_flags, config_flags, config_from_args
+from mictnet.engine.config_flags import add_config_flags, config_flags
 from mictnet.engine.presets import list_presets, preset
+from mictnet.engine.resolve import clip_spec, derived, resolve_config
 from mictnet.engine.schedule import LRFactor
 from mictnet.engine.train_config import (
     TrainConfig,
@@ -26,7 +27,8 @@ def test_published_presets() -> None:
         "mict_resnet18", "imagenet", 0.5)
     assert (m18.optim.name, m18.optim.lr, m18.optim.momentum, m18.optim.weight_decay,
             m18.optim.batch_size) == ("sgd", 1e-2, 0.9, 5e-4, 112)
-    assert (m18.data.frames, m18.data.crop_size) == (16, 160)
+    assert (m18.data.frames, m18.data.crop_size) == (None, None)  # the model's clip
+    assert clip_spec(m18).input_size == (16, 160, 160)
     assert (m18.schedule.epochs, m18.schedule.milestones, m18.schedule.gamma) == (120, [80], 0.1)
     r3d = preset("r3d18-ucf101")
     assert r3d.model.name == "resnet3d_18"
@@ -49,8 +51,8 @@ def test_kinetics_presets(name: str, model: str) -> None:
     cfg = preset(name)
     assert (cfg.preset, cfg.model.name, cfg.model.pretrained, cfg.model.dropout) == (
         name, model, "imagenet", 0.2)
-    assert (cfg.data.dataset, cfg.data.frames, cfg.data.crop_size, cfg.data.workers,
-            cfg.data.strict) == ("kinetics", 16, 160, 8, False)
+    assert (cfg.data.dataset, clip_spec(cfg).input_size, cfg.data.workers,
+            cfg.data.strict) == ("kinetics", (16, 160, 160), 8, False)
     assert (cfg.optim.name, cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay,
             cfg.optim.batch_size) == ("sgd", 0.1, 0.9, 1e-4, 128)
     assert (cfg.schedule.epochs, cfg.schedule.kind, cfg.schedule.milestones,
@@ -67,9 +69,9 @@ def test_every_preset_round_trips_and_takes_flags(name: str, tmp_path: Path) -> 
     cfg = preset(name)
     save_config(cfg, tmp_path / "c.yaml")
     assert load_config(tmp_path / "c.yaml") == cfg
-    resolved = config_from_args(_parse("--preset", name, "--root", "videos", "--strict"))
-    assert resolved == dataclasses.replace(cfg, data=dataclasses.replace(
-        cfg.data, root=str(Path("videos").resolve()), strict=True))
+    resolved = resolve_config(_parse("--preset", name, "--root", "videos", "--strict"))
+    assert resolved == derived(dataclasses.replace(cfg, data=dataclasses.replace(
+        cfg.data, root=str(Path("videos").resolve()), strict=True)))
 
 
 def test_step_schedule_divides_after_milestones() -> None:
@@ -123,9 +125,9 @@ def test_assignments_and_flip_lists() -> None:
 
 
 def test_checkpoint_config_is_plain_data() -> None:
-    d = preset("mict18-ucf101").to_dict()
+    d = derived(preset("mict18-ucf101")).to_dict()
     assert d["data"]["resize"] == [256, 192]  # lists, not tuples
-    assert config_from_dict(d) == preset("mict18-ucf101")
+    assert config_from_dict(d) == derived(preset("mict18-ucf101"))
     assert TrainConfig().model.pretrained is None
 
 
@@ -171,13 +173,13 @@ def test_flags_override_in_order(tmp_path: Path) -> None:
     args = _parse("--preset", "demo", "--config", str(path), "--set", "optim.lr=0.25",
                   "--lr", "0.125", "--optim.nesterov", "true", "--no-progress",
                   "--pretrained", "none", "--root", "videos", "--data.resize", "[64, 48]")
-    cfg = config_from_args(args)
+    cfg = resolve_config(args)
     assert (cfg.preset, cfg.optim.lr, cfg.optim.nesterov) == ("demo", 0.125, True)
     assert cfg.runtime.progress is False and cfg.model.pretrained is None
     assert cfg.data.root == str(Path("videos").resolve()) and cfg.data.resize == (64, 48)
-    assert config_from_args(_parse()) == TrainConfig()  # no flag given: nothing overridden
+    assert resolve_config(_parse()) == derived(TrainConfig())  # no flag given: nothing overridden
     with pytest.raises(ValueError, match=r"--lr: optim\.lr must be a finite number"):
-        config_from_args(_parse("--lr", "inf"))
+        resolve_config(_parse("--lr", "inf"))
 
 
 def test_list_root_flag_is_an_absolute_path_and_reaches_the_datasets(
@@ -191,7 +193,7 @@ def test_list_root_flag_is_an_absolute_path_and_reaches_the_datasets(
     listing = tmp_path / "lists" / "all.csv"
     listing.parent.mkdir()
     listing.write_text(f"{videos / 'a' / 'one.avi'},a\n{videos / 'b' / 'two.avi'},b\n")
-    cfg = config_from_args(_parse("--dataset", "list", "--root", "lists/all.csv",
+    cfg = resolve_config(_parse("--dataset", "list", "--root", "lists/all.csv",
                                   "--test-root", "lists/all.csv", "--list-root", "videos"))
     assert cfg.data.list_root == str(videos)  # made absolute, as the other paths
     assert "--list-root DIR" in _help()
@@ -207,3 +209,16 @@ def _help() -> str:
     parser = argparse.ArgumentParser()
     add_config_flags(parser)
     return parser.format_help()
+
+
+def test_the_clip_comes_from_the_model_row_unless_set(caplog) -> None:
+    """A Kinetics video ResNet trains on torchvision's clip (16×112² of 171×128); the config
+    overrides it field by field, and the log says where each field came from."""
+    with caplog.at_level("INFO", logger="mictnet"):
+        cfg = resolve_config(_parse("--model", "r3d_18", "--frames", "8"))
+    assert clip_spec(cfg).input_size == (8, 112, 112) and cfg.data.resize == (171, 128)
+    assert "data.frames: --frames" in caplog.text and "data.crop_size: r3d_18 row" in caplog.text
+    cfg = resolve_config(_parse("--preset", "demo-quick", "--model", "r3d_18"))
+    assert clip_spec(cfg).input_size == (16, 32, 32)  # the preset's sizes win over the row
+    assert clip_spec(resolve_config(_parse("--preset", "mict18-ucf101", "--model", "r3d_18"))
+                     ).input_size == (16, 112, 112)  # the paper's preset leaves the clip

@@ -11,11 +11,13 @@ import torch
 
 from mictnet import export
 from mictnet.cli import main
+from mictnet.data.clip_spec import ClipSpec
 from mictnet.engine.checkpoint import CheckpointMeta, load_model, save_checkpoint
 from mictnet.models import build_model
 from mictnet.tools.export import format_report
 
 INPUT = (8, 32, 32)
+CLIP = ClipSpec(frames=8, stride=2, resize=(48, 40), crop=32, mean=(0.5, 0.5, 0.5))
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +25,7 @@ def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     model = build_model("mict_resnet18", num_classes=3)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, model, CheckpointMeta(model.spec, ["a", "b", "c"], INPUT))
+    save_checkpoint(path, model, CheckpointMeta(model.spec, ["a", "b", "c"], INPUT, clip=CLIP))
     return path
 
 
@@ -38,6 +40,7 @@ def test_onnx_round_trip_with_dynamic_batch_and_time(checkpoint, tmp_path, capsy
     assert sorted(tmp_path.iterdir()) == [out]  # one self-contained file, no weights sidecar
     assert f"wrote {out} (" in text and "MB)" in text
     assert " 8 frames" in text and "64 frames" in text and " 9 frames" in text
+    assert export.exported_clip(out) == CLIP  # the model's preprocessing travels with it
     [clip] = onnx.load(str(out)).graph.input
     dims = clip.type.tensor_type.shape.dim
     assert dims[0].dim_param and dims[2].dim_param  # batch and time are symbolic
@@ -56,6 +59,7 @@ def test_torchscript_round_trip(checkpoint, tmp_path):
     out = tmp_path / "model.pt"
     report = export.export_checkpoint(checkpoint, "torchscript", out)
     assert report.ok and [c.frames for c in report.checks] == [8, 64, 9]
+    assert report.clip == CLIP and export.exported_clip(out) == CLIP
     assert all(c.max_abs_diff <= export.TOLERANCE for c in report.checks)
     module = torch.jit.load(str(out))
     model, _ = load_model(checkpoint)

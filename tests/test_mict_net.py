@@ -13,6 +13,7 @@ from mictnet import export
 from mictnet.engine.batching import build_loaders
 from mictnet.engine.checkpoint import CheckpointMeta, save_checkpoint
 from mictnet.engine.measure import model_info
+from mictnet.engine.resolve import model_clip_spec
 from mictnet.engine.train import Trainer
 from mictnet.models import build_model, fuse_conv_bn, get_variant
 from mictnet.models import weights as weights_module
@@ -34,7 +35,7 @@ def test_four_micts_as_tabled():
     assert [t.kernel for t in TUBES] == [(3, 7, 7)] + [(3, 3, 3)] * 3
     assert [t.stride[0] for t in TUBES] == [1, 1, 2, 2]  # 16 frames -> 4 steps
     variant = get_variant("mict_net")
-    assert (variant.family, variant.input_size, variant.weights) == (
+    assert (variant.family, model_clip_spec("mict_net").input_size, variant.weights) == (
         "mictnet", (16, 160, 160), {"imagenet": "bninception"})
     with torch.device("meta"):
         model = build_model("mict_net", 101)

@@ -9,7 +9,9 @@ import pytest
 import torch
 import torchvision
 
+from mictnet.data.clip_spec import ClipSpec
 from mictnet.engine.checkpoint import CheckpointMeta, load_model, save_checkpoint
+from mictnet.engine.resolve import model_clip_spec
 from mictnet.models import (
     VARIANTS,
     MiCTConfig,
@@ -92,8 +94,8 @@ def test_torchvision_peers_are_torchvisions_models(name):
         theirs = getattr(torchvision.models.video, name)(num_classes=101)
     assert shapes(on_meta(name)) == shapes(theirs)
     variant = get_variant(name)
-    assert (variant.family, variant.input_size, variant.resize) == (
-        "torchvision", (16, 112, 112), (171, 128))
+    assert (variant.family, model_clip_spec(name)) == (
+        "torchvision", ClipSpec(frames=16, resize=(171, 128), crop=112))
     with pytest.raises(ValueError, match=rf"{name} takes pretrained='kinetics400' \({name}\)"
                                          r".* not 'imagenet'"):
         build_model(name, pretrained="imagenet")
@@ -124,9 +126,11 @@ def test_every_model_trains_reports_features_and_round_trips(name, tmp_path):
         torch.testing.assert_close(logits, pooled, rtol=1e-4, atol=1e-5)
 
     path = tmp_path / "model.pt"
-    variant = get_variant(name)
-    save_checkpoint(path, model, CheckpointMeta(model.spec, list("abcde"), variant.input_size))
+    spec = model_clip_spec(name)
+    save_checkpoint(path, model, CheckpointMeta(model.spec, list("abcde"), spec.input_size,
+                                                clip=spec))
     loaded, meta = load_model(path)
+    assert meta.clip == spec
     assert type(loaded) is type(model) and meta.spec.options == {"dropout": 0.2}
     assert shapes(loaded) == shapes(model)
     with torch.no_grad():

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mictnet.data.clip_spec import ClipSpec
 from mictnet.engine.checkpoint import CheckpointMeta, save_checkpoint
 from mictnet.inference import load, prediction_record
 from mictnet.models import build_model
@@ -156,7 +157,8 @@ def test_concurrent_requests_queue_and_all_answer(client, predictor, make_video,
 
 def test_model_health_and_self_contained_page(client):
     assert client.get("/api/model").json() == {
-        "model": "mict_resnet18", "num_classes": 3, "classes": CLASSES, "input_size": [8, 32, 32]}
+        "model": "mict_resnet18", "num_classes": 3, "classes": CLASSES, "input_size": [8, 32, 32],
+        "clip": ClipSpec(frames=8, resize=(40, 36), crop=32).to_dict()}
     assert client.get("/healthz").json() == {"status": "ok"}
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")

@@ -11,12 +11,18 @@ The format comes from the output's extension (``.onnx``; ``.pt``, ``.ts``, ``.to
 an explicit format may only confirm it. An ONNX model whose weights fit in one protobuf (< 2 GB)
 is one self-contained file; a larger one keeps its weights in ``<out>.data``, and both are named.
 An existing output is never replaced without ``overwrite``.
+
+The file carries the clip the model was trained on (its :class:`ClipSpec`, as JSON: the ONNX
+model's metadata ``mictnet.clip``, the TorchScript archive's extra file ``mictnet_clip.json``),
+so whoever runs it feeds the frames, crop, resize, mean and std it expects;
+:func:`exported_clip` reads it back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import warnings
 from collections.abc import Callable, Iterator
@@ -27,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .data.clip_spec import ClipSpec
 from .engine.checkpoint import load_model
 
 FORMATS = ("onnx", "torchscript")
@@ -36,6 +43,7 @@ ONNX_SINGLE_FILE_LIMIT = 2**31 - 2**27  # protobuf's 2 GiB, less room for the gr
 TOLERANCE = 1e-4
 LONG_CLIP = 64
 INPUT_NAME, OUTPUT_NAME = "clip", "logits"
+ONNX_CLIP_KEY, TORCHSCRIPT_CLIP_FILE = "mictnet.clip", "mictnet_clip.json"
 
 
 @dataclass
@@ -59,6 +67,7 @@ class ExportReport:
     path: Path
     format: str
     input_size: tuple[int, int, int]
+    clip: ClipSpec
     checks: list[LengthCheck]
     files: list[Path]
     replaced: list[Path]
@@ -120,9 +129,11 @@ def weight_bytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, out: Path) -> None:
+def export_onnx(model: nn.Module, example: torch.Tensor, out: Path,
+                clip: ClipSpec | None = None) -> None:
     """Write ``model`` as ONNX with dynamic batch (axis 0) and time (axis 2): one file when the
-    weights fit in it, else with the weights in :func:`onnx_data_path`."""
+    weights fit in it, else with the weights in :func:`onnx_data_path`; ``clip`` goes into its
+    metadata."""
     dynamic = {0: torch.export.Dim.DYNAMIC, 2: torch.export.Dim.DYNAMIC}
     log = io.StringIO()
     try:
@@ -135,15 +146,39 @@ def export_onnx(model: nn.Module, example: torch.Tensor, out: Path) -> None:
         raise RuntimeError(f"ONNX export failed: {type(err).__name__}: "
                            f"{str(err).splitlines()[0] if str(err) else ''}\n{log.getvalue()}"
                            ) from err
+    if clip is not None:
+        import onnx
+
+        proto = onnx.load(str(out), load_external_data=False)  # weights stay where they are
+        proto.metadata_props.add(key=ONNX_CLIP_KEY, value=json.dumps(clip.to_dict()))
+        onnx.save(proto, str(out))
 
 
-def export_torchscript(model: nn.Module, example: torch.Tensor, out: Path) -> None:
-    """Trace ``model`` on ``example`` and save it."""
+def export_torchscript(model: nn.Module, example: torch.Tensor, out: Path,
+                       clip: ClipSpec | None = None) -> None:
+    """Trace ``model`` on ``example`` and save it (``clip`` as an extra file)."""
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated upstream
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         traced = torch.jit.trace(model, example)
-        traced.save(str(out))
+        extra = {TORCHSCRIPT_CLIP_FILE: json.dumps(clip.to_dict())} if clip else {}
+        traced.save(str(out), _extra_files=extra)
+
+
+def exported_clip(path: str | Path) -> ClipSpec | None:
+    """The clip spec an exported file carries (``None`` when it has none)."""
+    path = Path(path)
+    if output_format(path, None) == "onnx":
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False)
+                 .metadata_props}
+        text = props.get(ONNX_CLIP_KEY)
+    else:
+        extra = {TORCHSCRIPT_CLIP_FILE: ""}
+        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        text = extra[TORCHSCRIPT_CLIP_FILE] or None
+    return ClipSpec.from_dict(json.loads(text)) if text else None
 
 
 def _onnx_runner(path: Path) -> Callable[[torch.Tensor], np.ndarray]:
@@ -202,15 +237,15 @@ def export_checkpoint(checkpoint: str | Path, fmt: str | None, out: str | Path,
     out.parent.mkdir(parents=True, exist_ok=True)
     for path in replaced:
         path.unlink()  # a stale weights file must not sit beside a new one-file model
-    frames, height, width = meta.input_size
-    example = torch.randn(2, 3, frames, height, width)  # batch 2: the batch axis stays dynamic
+    clip = meta.clip
+    example = torch.randn(2, 3, *clip.input_size)  # batch 2: the batch axis stays dynamic
     if fmt == "onnx":
-        export_onnx(model, example, out)
+        export_onnx(model, example, out, clip)
         runner = _onnx_runner(out)
     else:
-        export_torchscript(model, example, out)
+        export_torchscript(model, example, out, clip)
         runner = _torchscript_runner(out)
     weights = [onnx_data_path(out)] if fmt == "onnx" else []
     files = [out] + [p for p in weights if p.exists()]
-    return ExportReport(out, fmt, tuple(meta.input_size),
-                        check_lengths(model, runner, meta.input_size), files, replaced)
+    return ExportReport(out, fmt, clip.input_size, clip,
+                        check_lengths(model, runner, clip.input_size), files, replaced)

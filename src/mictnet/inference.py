@@ -32,9 +32,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .data.clip_spec import ClipSpec
 from .data.decode import VideoInfo, VideoReader
 from .data.sampling import ClipSampler, looped_indices
-from .data.transforms import RESIZE, ClipTransform, eval_transform
+from .data.transforms import ClipTransform
 from .engine.checkpoint import CheckpointMeta, load_model
 from .engine.distributed import resolve_device
 from .engine.precision import autocast, resolve_precision
@@ -95,11 +96,10 @@ class Predictor:
         self.model = model.to(self.device).eval()
         self.precision = resolve_precision(amp, self.device)  # as mict evaluate's --amp
         self.classes = list(meta.classes)
-        self.clip_frames, crop_h, crop_w = meta.input_size
-        if crop_h != crop_w:
-            raise ValueError(f"checkpoint input size {crop_h}x{crop_w}: only square crops")
+        self.clip: ClipSpec = meta.clip  # the clip the model was trained on
+        self.clip_frames = self.clip.frames
         self.clips = clips
-        self.transform: ClipTransform = eval_transform(crop_h, _checkpoint_resize(meta))
+        self.transform: ClipTransform = self.clip.eval_transform()
 
     # ------------------------------------------------------------ main answer
 
@@ -109,7 +109,7 @@ class Predictor:
         with VideoReader(video) as reader:
             reader.check_end()
             clips = reader.read_clips(
-                lambda frames: clip_indices(frames, self.clip_frames, self.clips))
+                lambda frames: clip_indices(frames, self.clip_frames, self.clips, self.clip.stride))
             return self._prediction(str(video), reader.info, clips, top)
 
     def predict_with_timeline(self, video: str | Path, top: int = 5, window: int | None = None,
@@ -121,7 +121,7 @@ class Predictor:
         length = _window_length(window or self.clip_frames, step_seconds)
         with VideoReader(video) as reader:
             info = reader.check_end()
-            plan = clip_indices(info.frames, self.clip_frames, self.clips)
+            plan = clip_indices(info.frames, self.clip_frames, self.clips, self.clip.stride)
             windows = _FrameWindows(reader, keep={i for clip in plan for i in clip})
             steps = self._timeline_of(video, windows, info, length, step_seconds, progress)
             clips = windows.kept_clips(plan)
@@ -173,8 +173,11 @@ class Predictor:
         out = []
         for i in range(steps):
             centre = (i + 0.5) * step_seconds * fps
-            start = min(max(round(centre - length / 2), 0), max(frames - length, 0))
-            indices = looped_indices(start, length, frames)
+            stride = self.clip.stride  # a window reads every stride-th frame
+            span = length * stride
+            start = min(max(round(centre - span / 2), 0), max(frames - span, 0))
+            indices = [start + i for i in looped_indices(0, length, -(-(frames - start) // stride),
+                                                         stride)]
             clip = self.transform(torch.from_numpy(windows.read(indices)))
             p, c = self._probabilities(clip.unsqueeze(0))[0].max(dim=0)
             end = min((i + 1) * step_seconds, frames / fps)
@@ -194,11 +197,13 @@ def prediction_record(prediction: Prediction,
     return record
 
 
-def clip_indices(total: int, length: int, max_clips: int) -> list[list[int]]:
-    """Frame indices of ``min(max_clips, ceil(total / length))`` evenly spaced clips (the data
-    pipeline's multi-clip sampling; looped when the video is shorter than a clip)."""
-    count = max(1, min(max_clips, math.ceil(total / length)))
-    return ClipSampler(frames=length, mode="multiclip", num_clips=count).clips(total)
+def clip_indices(total: int, length: int, max_clips: int, stride: int = 1) -> list[list[int]]:
+    """Frame indices of ``min(max_clips, ceil(total / stride / length))`` evenly spaced clips
+    of every ``stride``-th frame (the data pipeline's multi-clip sampling; looped when the video
+    is shorter than a clip)."""
+    count = max(1, min(max_clips, math.ceil(math.ceil(total / stride) / length)))
+    return ClipSampler(frames=length, mode="multiclip", num_clips=count,
+                       stride=stride).clips(total)
 
 
 def _check_top(top: int) -> None:
@@ -247,15 +252,6 @@ class _FrameWindows:
                 if i in self.keep:
                     self.kept[i] = frame
             self.next_index = new[-1] + 1
-
-
-def _checkpoint_resize(meta: CheckpointMeta) -> tuple[int, int]:
-    data = meta.config.get("data") if isinstance(meta.config, dict) else None
-    resize = data.get("resize") if isinstance(data, dict) else None
-    if resize is None:
-        return RESIZE
-    width, height = (int(v) for v in resize)
-    return width, height
 
 
 def load(checkpoint: str | Path, device: str | torch.device = "cpu",

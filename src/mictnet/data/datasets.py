@@ -35,9 +35,10 @@ class ClipOptions:
 
     ``flip``: ``True`` lets every class be mirrored, ``False`` none, a collection of class names
     only those. ``skip_bad``: replace a video that fails to decode by another sample and record
-    it in ``dataset.bad_videos`` instead of raising. Random draws come from torch's global
-    generator (seeded per DataLoader worker; the trainer seeds it per item, see
-    :class:`mictnet.engine.batching.SeededItems`). ``cache``: read the frames that
+    it in ``dataset.bad_videos`` instead of raising. ``stride``: test clips read every
+    ``stride``-th frame (a model's :class:`~mictnet.data.clip_spec.ClipSpec`). Random draws
+    come from torch's global generator (seeded per DataLoader worker; the trainer seeds it per
+    item, see :class:`mictnet.engine.batching.SeededItems`). ``cache``: read the frames that
     ``mict prepare`` wrote to that folder instead of decoding the videos. ``transform`` replaces
     the built-in one; it is called as
     ``transform(uint8 T×H×W×3 tensor, flip=bool, generator=None)``.
@@ -51,6 +52,7 @@ class ClipOptions:
     flip: bool | Collection[str] = True
     jitter: float = 0.5
     max_stride: int = 4
+    stride: int = 1
     skip_bad: bool = False
     seek: bool = True
     cache: str | Path | None = None
@@ -76,7 +78,7 @@ class VideoDataset(Dataset):
         self.options = ClipOptions.from_kwargs(clip_options)
         opts = self.options
         self.sampler = ClipSampler(opts.frames, opts.mode, train, opts.num_clips,
-                                   opts.max_stride)
+                                   opts.max_stride, opts.stride)
         if opts.transform is not None:
             self.transform = opts.transform
         elif train:

@@ -7,6 +7,9 @@
 - ``video``: the first ``frames`` frames (looped when shorter), or the whole video when
   ``frames`` is ``None``.
 - ``multiclip``: ``num_clips`` clips of ``frames`` consecutive frames, evenly spaced.
+
+Testing reads every ``stride``-th frame (a model's clip spec; 1: consecutive frames): the modes
+above then apply to the video down-sampled by ``stride``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class ClipSampler:
     train: bool = False
     num_clips: int = 1
     max_stride: int = 4
+    stride: int = 1
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -46,8 +50,8 @@ class ClipSampler:
             raise ValueError(f"frames=None (whole videos) needs mode='video', not {self.mode!r}")
         if self.frames is not None and self.frames < 1:
             raise ValueError(f"frames must be >= 1, got {self.frames}")
-        if self.num_clips < 1 or self.max_stride < 1:
-            raise ValueError("num_clips and max_stride must be >= 1")
+        if self.num_clips < 1 or self.max_stride < 1 or self.stride < 1:
+            raise ValueError("num_clips, max_stride and stride must be >= 1")
 
     @property
     def whole_video(self) -> bool:
@@ -57,20 +61,28 @@ class ClipSampler:
         """One list of frame indices per clip (one clip except in ``multiclip`` mode)."""
         if num_frames < 1:
             raise ValueError("a video needs at least one frame")
+        if self.mode == "clip" and self.train:
+            return [self._training_clip(num_frames, generator)]
+        s = self.stride
+        length = -(-num_frames // s)  # frames of the down-sampled video
         if self.frames is None:
-            return [list(range(num_frames))]
+            return [list(range(0, num_frames, s))]
         t = self.frames
         if self.mode == "multiclip":
-            last = max(num_frames - t, 0)
+            last = max(length - t, 0)
             starts = [round(k * last / (self.num_clips - 1)) if self.num_clips > 1 else last // 2
                       for k in range(self.num_clips)]
-            return [looped_indices(s, t, num_frames) if num_frames < t else list(range(s, s + t))
-                    for s in starts]
-        if self.mode == "clip" and self.train:
-            stride = _randint(1, self.max_stride, generator)
-            length = -(-num_frames // stride)  # frames of the down-sampled video
-            if length >= t:
-                start = _randint(0, length - t, generator)
-                return [[(start + i) * stride for i in range(t)]]
-            return [looped_indices(_randint(0, length - 1, generator), t, length, stride)]
-        return [looped_indices(0, t, num_frames)]
+            return [looped_indices(start, t, length, s) if length < t else
+                    [(start + i) * s for i in range(t)] for start in starts]
+        return [looped_indices(0, t, length, s)]
+
+    def _training_clip(self, num_frames: int, generator: torch.Generator | None) -> list[int]:
+        """A random down-sampling factor, then ``frames`` consecutive frames from a random
+        start (looped when the down-sampled video is shorter)."""
+        t = self.frames
+        stride = _randint(1, self.max_stride, generator)
+        length = -(-num_frames // stride)
+        if length >= t:
+            start = _randint(0, length - t, generator)
+            return [(start + i) * stride for i in range(t)]
+        return looped_indices(_randint(0, length - 1, generator), t, length, stride)

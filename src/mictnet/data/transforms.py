@@ -5,8 +5,8 @@ a height drawn independently from {128, 144, 160, 176, 192} (scaled with the res
 aspect ratio kept within 2/3..3/2) at a corner or the centre, resize the crop to
 ``crop_size``², flip horizontally, jitter brightness, contrast and saturation by factors in
 [1 - jitter, 1 + jitter] (composed into one colour map, clipped once). Testing: resize and
-centre crop ``crop_size``. Both normalise with the ImageNet mean and std and return float32
-``3×T×crop×crop``.
+centre crop ``crop_size``. Both normalise with ``mean`` and ``std`` (default ImageNet's; a model's
+own are in its :class:`~mictnet.data.clip_spec.ClipSpec`) and return float32 ``3×T×crop×crop``.
 
 The crop is taken from the original frames at the matching place and resized once (the same
 result as resizing twice, up to rounding), so full frames are never resized or converted to
@@ -49,6 +49,8 @@ class ClipTransform:
     resize: tuple[int, int] = RESIZE  # width, height
     flip: bool = True
     jitter: float = 0.5
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
 
     def __post_init__(self) -> None:
         width, height = self.resize
@@ -99,7 +101,9 @@ class ClipTransform:
         x.copy_(out.permute(1, 0, 2, 3))  # to planar float in one pass
         if self.train and self.jitter > 0:
             self._jitter(x, generator)
-        return self._normalise(x)
+        scale = 1 / (255 * torch.tensor(self.std))
+        shift = -torch.tensor(self.mean) / torch.tensor(self.std)
+        return x.mul_(scale.view(3, 1, 1, 1)).add_(shift.view(3, 1, 1, 1))
 
     def _jitter(self, x: torch.Tensor, generator: torch.Generator | None) -> None:
         """Brightness, contrast and saturation, in place on a float ``3×T×H×W`` clip in [0, 255].
@@ -113,12 +117,6 @@ class ClipTransform:
         mean = float(gray.mean()) * b
         gray.mul_(c * b * (1 - s)).add_((1 - c) * mean)
         x.mul_(c * b * s).add_(gray).clamp_(0, 255)
-
-    @staticmethod
-    def _normalise(x: torch.Tensor) -> torch.Tensor:
-        scale = 1 / (255 * torch.tensor(IMAGENET_STD))
-        shift = -torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD)
-        return x.mul_(scale.view(3, 1, 1, 1)).add_(shift.view(3, 1, 1, 1))
 
 
 def train_transform(crop_size: int = 160, resize: tuple[int, int] = RESIZE, flip: bool = True,

@@ -1,12 +1,10 @@
-"""Datasets for training and evaluation, built from a :class:`DataConfig`."""
+"""Datasets for training and evaluation, built from a :class:`DataConfig` and the model's
+:class:`ClipSpec` (its transform: size, crop, mean and std; its test-time stride)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from pathlib import Path
-
 from ..data import VideoDataset, build_dataset
-from ..data.synthetic import read_metadata
+from ..data.clip_spec import ClipSpec
 from .train_config import DataConfig
 
 EVAL_MODES = ("clip", "video")
@@ -18,30 +16,39 @@ def _root(cfg: DataConfig) -> str:
     return cfg.root
 
 
+def _spec(cfg: DataConfig, clip: ClipSpec | None) -> ClipSpec:
+    """``clip``, else the recipe's spec with the sizes ``cfg`` sets."""
+    return clip or ClipSpec().overridden(frames=cfg.frames, crop=cfg.crop_size, resize=cfg.resize)
+
+
 def _common(cfg: DataConfig) -> dict:
-    return {"crop_size": cfg.crop_size, "resize": tuple(cfg.resize), "skip_bad": cfg.skip_bad,
-            "cache": cfg.cache, "strict": cfg.strict}
+    return {"skip_bad": cfg.skip_bad, "cache": cfg.cache, "strict": cfg.strict}
 
 
-def train_dataset(cfg: DataConfig) -> VideoDataset:
-    """Training clips with the full augmentation (seeded per sample by the trainer)."""
+def train_dataset(cfg: DataConfig, clip: ClipSpec | None = None) -> VideoDataset:
+    """Training clips with the full augmentation at ``clip``'s size (seeded per sample by the
+    trainer)."""
+    spec = _spec(cfg, clip)
     return build_dataset(cfg.dataset, _root(cfg), cfg.split, True, splits_dir=cfg.splits_dir,
-                         list_root=cfg.list_root, frames=cfg.frames, mode="clip", flip=cfg.flip,
-                         jitter=cfg.jitter, max_stride=cfg.max_stride, **_common(cfg))
+                         list_root=cfg.list_root, frames=spec.frames, mode="clip", flip=cfg.flip,
+                         max_stride=cfg.max_stride,
+                         transform=spec.train_transform(True, cfg.jitter), **_common(cfg))
 
 
-def test_dataset(cfg: DataConfig) -> VideoDataset | None:
-    """The published test protocol: the first ``frames`` frames, centre crop. ``None`` for a
+def test_dataset(cfg: DataConfig, clip: ClipSpec | None = None) -> VideoDataset | None:
+    """The published test protocol: the first frames of a clip, centre crop. ``None`` for a
     folder/list dataset without ``test_root``."""
-    return eval_dataset(cfg, mode="clip", frames=cfg.frames)
+    spec = _spec(cfg, clip)
+    return eval_dataset(cfg, mode="clip", frames=spec.frames, clip=spec)
 
 
 def eval_dataset(cfg: DataConfig, *, mode: str = "clip", frames: int | None = 16,
-                 clips: int = 1, split: str | None = None) -> VideoDataset | None:
+                 clips: int = 1, split: str | None = None, clip: ClipSpec | None = None
+                 ) -> VideoDataset | None:
     """Test videos: ``clip`` = the first ``frames`` frames; ``video`` = the first ``frames``
     frames (all of them for ``None``) or, with ``clips`` > 1, ``clips`` evenly spaced clips of
-    ``frames`` frames whose scores are averaged. ``split`` names a Kinetics split (default
-    ``val``)."""
+    ``frames`` frames whose scores are averaged, read and normalised as ``clip`` says.
+    ``split`` names a Kinetics split (default ``val``)."""
     if mode not in EVAL_MODES:
         raise ValueError(f"unknown evaluation mode {mode!r}; choose one of {EVAL_MODES}")
     if clips < 1:
@@ -51,12 +58,14 @@ def eval_dataset(cfg: DataConfig, *, mode: str = "clip", frames: int | None = 16
     if split is not None and cfg.dataset != "kinetics":
         raise ValueError(f"split names ({split!r}) are Kinetics splits; {cfg.dataset} splits are "
                          "numbered")
+    spec = _spec(cfg, clip)
     if mode == "video" and clips > 1:
         if frames is None:
             raise ValueError("several clips per video need a clip length (--frames)")
         options = {"mode": "multiclip", "num_clips": clips, "frames": frames}
     else:
         options = {"mode": mode, "frames": frames}
+    options |= {"stride": spec.stride, "transform": spec.eval_transform()}
     if cfg.dataset in ("folder", "list"):
         if not cfg.test_root:
             return None
@@ -65,13 +74,3 @@ def eval_dataset(cfg: DataConfig, *, mode: str = "clip", frames: int | None = 16
     return build_dataset(cfg.dataset, _root(cfg), split or cfg.split, False,
                          splits_dir=cfg.splits_dir, list_root=cfg.list_root, flip=False,
                          **options, **_common(cfg))
-
-
-def with_synthetic_flip(cfg: DataConfig) -> DataConfig:
-    """On a synthetic dataset, mirror only the classes its ``synth.json`` calls flip-safe."""
-    if cfg.flip is not True or not cfg.root:
-        return cfg
-    meta = read_metadata(Path(cfg.root).parent)
-    if meta is None or "flip_safe" not in meta:
-        return cfg
-    return replace(cfg, flip=list(meta["flip_safe"]))

@@ -20,9 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..data.clip_spec import ClipSpec
 from ..models import ModelSpec, build_model
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the clip spec ("clip") instead of "input_size"
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
 CHECKPOINT_NAMES = ("last.pt", "best.pt")  # the checkpoints of a run folder
 _DISK_FULL_TEXT = ("unexpected pos", "No space left", "file write failed")  # torch's writer
@@ -37,7 +38,9 @@ class DiskFullError(OSError):
 
 @dataclass
 class CheckpointMeta:
-    """What a checkpoint says about its model and data."""
+    """What a checkpoint says about its model and data. ``clip`` is the clip the model was
+    trained on (its transform everywhere after); without one (checkpoints written before it
+    was stored) it is derived from ``input_size`` and the training config's ``data.resize``."""
 
     spec: ModelSpec
     classes: list[str]
@@ -46,6 +49,20 @@ class CheckpointMeta:
     epoch: int = 0
     step: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
+    clip: ClipSpec | None = None
+
+    def __post_init__(self) -> None:
+        self.input_size = tuple(self.input_size)
+        if self.clip is None:
+            frames, height, width = self.input_size
+            if height != width:
+                raise ValueError(f"input size {height}x{width}: only square crops")
+            data = self.config.get("data") if isinstance(self.config, dict) else None
+            resize = data.get("resize") if isinstance(data, dict) else None
+            self.clip = ClipSpec().overridden(frames=frames, crop=height, resize=resize)
+        elif self.input_size != self.clip.input_size:
+            raise ValueError(f"input size {self.input_size} is not the clip's "
+                             f"{self.clip.input_size}")
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -143,7 +160,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta,
         "model": {"name": meta.spec.name, "num_classes": meta.spec.num_classes,
                   "options": dict(meta.spec.options)},
         "classes": list(meta.classes),
-        "input_size": list(meta.input_size),
+        "clip": meta.clip.to_dict(),
         "config": meta.config,
         "epoch": meta.epoch,
         "step": meta.step,
@@ -194,10 +211,12 @@ def _load_error(path: Path, err: Exception) -> str:
 
 def checkpoint_meta(ckpt: dict[str, Any]) -> CheckpointMeta:
     m = ckpt["model"]
+    clip = ClipSpec.from_dict(ckpt["clip"]) if "clip" in ckpt else None
     return CheckpointMeta(
         spec=ModelSpec(m["name"], int(m["num_classes"]), dict(m["options"])),
         classes=list(ckpt["classes"]),
-        input_size=tuple(ckpt["input_size"]),
+        input_size=clip.input_size if clip else tuple(ckpt["input_size"]),
+        clip=clip,
         config=ckpt.get("config") or {},
         epoch=int(ckpt.get("epoch", 0)),
         step=int(ckpt.get("step", 0)),

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from .presets import list_presets, preset
-from .train_config import TrainConfig, config_from_dict, load_config, parse_assignment
+from .train_config import TrainConfig, config_from_dict, parse_assignment
 
 
 @dataclass(frozen=True)
@@ -58,25 +58,17 @@ def config_flags() -> list[ConfigFlag]:
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
-    """``--preset``, ``--config``, ``--set`` and one flag per configuration field."""
+    """``--preset``, ``--config``, ``--set`` and one flag per configuration field. The help
+    shows the schema's defaults, or a preset's when ``--preset NAME`` comes before ``--help``."""
     g = p.add_argument_group("configuration (each flag overrides the preset and --config)")
-    g.add_argument("--preset", choices=list_presets(), help="a published recipe")
+    g.add_argument("--preset", choices=list_presets(), action=_PresetHelp,
+                   help="a published recipe (before --help: the help shows its values)")
     g.add_argument("--config", metavar="FILE.yaml", help="YAML with any config sections")
     g.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override any config value (repeatable), e.g. --set optim.nesterov=true")
     every = p.add_argument_group("every other configuration key (YAML values, as in --set)")
     for flag in config_flags():
         _add_flag(g if flag.short else every, flag)
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Defaults, then ``--preset``, ``--config``, ``--set`` and the flags given, in that order."""
-    cfg = preset(args.preset) if args.preset else TrainConfig()
-    if args.config:
-        cfg = load_config(args.config, cfg)
-    for assignment in args.set or ():
-        cfg = config_from_dict(parse_assignment(assignment), cfg, f"--set {assignment}")
-    return apply_flags(cfg, args)
 
 
 def given_flags(args: argparse.Namespace) -> list[ConfigFlag]:
@@ -105,10 +97,11 @@ def choices(annotation: Any) -> tuple[Any, ...] | None:
     return typing.get_args(literals[0]) if literals else None
 
 
+_DEFAULT = "\0default\0"  # where a flag's help shows its default
+
+
 def _add_flag(group: argparse._ArgumentGroup, flag: ConfigFlag) -> None:
     meta = flag.field.metadata
-    default = (flag.field.default_factory() if flag.field.default_factory
-               is not dataclasses.MISSING else flag.field.default)
     text = meta["help"].replace("%", "%%")
     common = {"dest": flag.key, "default": argparse.SUPPRESS}
     if flag.short and flag.annotation is bool:
@@ -121,20 +114,45 @@ def _add_flag(group: argparse._ArgumentGroup, flag: ConfigFlag) -> None:
     scalar = type(allowed[0]) if allowed else _optional_of(flag.annotation)
     if flag.short and (meta["parse"] or scalar in (int, float, str)):
         parse = meta["parse"] or scalar  # typed, as a plain flag
-        shown = "none" if default is None else _yaml(default)
-        group.add_argument(flag.option, type=parse, choices=allowed,
-                           metavar=meta["metavar"] or (None if allowed else _metavar(parse)),
-                           help=f"{text} ({flag.key}, default {shown})", **common)
+        action = group.add_argument(
+            flag.option, type=parse, choices=allowed,
+            metavar=meta["metavar"] or (None if allowed else _metavar(parse)),
+            help=f"{text} ({flag.key}, default {_DEFAULT})", **common)
     elif typing.get_origin(_optional_of(flag.annotation)) in (list, tuple):
-        group.add_argument(flag.option, type=_yaml_value, nargs="+", action=_ListValue,
-                           metavar="VALUE",
-                           help=f"{text}: values, or one YAML list (default {_yaml(default)})",
-                           **common)
+        action = group.add_argument(
+            flag.option, type=_yaml_value, nargs="+", action=_ListValue, metavar="VALUE",
+            help=f"{text}: values, or one YAML list (default {_DEFAULT})", **common)
     else:  # a YAML value, as in --set
-        group.add_argument(flag.option, type=_yaml_value,
-                           metavar="{" + ",".join(map(str, allowed)) + "}" if allowed else
-                           _metavar(flag.annotation),
-                           help=f"{text} (default {_yaml(default)})", **common)
+        action = group.add_argument(
+            flag.option, type=_yaml_value,
+            metavar="{" + ",".join(map(str, allowed)) + "}" if allowed else
+            _metavar(flag.annotation), help=f"{text} (default {_DEFAULT})", **common)
+    action.help_template = action.help
+    _show_default(action, _field_default(flag))
+
+
+def _field_default(flag: ConfigFlag) -> Any:
+    f = flag.field
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def _show_default(action: argparse.Action, value: Any) -> None:
+    action.help = action.help_template.replace(_DEFAULT, "none" if value is None else
+                                               _yaml(value).replace("%", "%%"))
+
+
+class _PresetHelp(argparse.Action):
+    """``--preset NAME``: stores the name, and makes the help show that preset's values."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+        cfg = preset(values)
+        flags = {f.key: f for f in config_flags()}
+        for action in parser._actions:
+            flag = flags.get(action.dest)
+            if flag is not None and hasattr(action, "help_template"):
+                _show_default(action, getattr(getattr(cfg, flag.section), flag.field.name))
 
 
 class _ListValue(argparse.Action):

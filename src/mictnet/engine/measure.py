@@ -61,6 +61,7 @@ from .precision import (
     resolve_precision,
     torch_threads,
 )
+from .resolve import clip_spec
 
 if TYPE_CHECKING:
     from .train_config import TrainConfig
@@ -647,7 +648,7 @@ def model_costs(cfg: TrainConfig, num_classes: int, device: torch.device) -> dic
     the run's precision where the device runs it natively, else fp32): ``mict benchmark
     --models NAME --input TxSxS --batch 8 --dtype DTYPE`` reports the same figure.
     """
-    size = (cfg.data.frames, cfg.data.crop_size, cfg.data.crop_size)
+    size = clip_spec(cfg).input_size
     model = build_model(cfg.model.name, num_classes, **cfg.model.options())
     dtype = resolve_precision(cfg.runtime.amp, device).name
     if dtype_reason(dtype, str(device)) is not None:

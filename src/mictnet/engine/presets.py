@@ -19,7 +19,7 @@ def _mict18_ucf101() -> TrainConfig:
     return TrainConfig(
         preset="mict18-ucf101",
         model=ModelConfig("mict_resnet18", pretrained="imagenet", dropout=0.5),
-        data=DataConfig("ucf101", frames=16, crop_size=160),
+        data=DataConfig("ucf101"),  # the model's clip: 16×160² of 256×192
         optim=OptimConfig("sgd", lr=1e-2, momentum=0.9, weight_decay=5e-4, batch_size=112),
         schedule=ScheduleConfig(epochs=120, kind="step", milestones=[80], gamma=0.1),
     )
@@ -104,7 +104,7 @@ def _kinetics400(preset: str, model: str) -> TrainConfig:
     return TrainConfig(
         preset=preset,
         model=ModelConfig(model, pretrained="imagenet", dropout=0.2),
-        data=DataConfig("kinetics", frames=16, crop_size=160, workers=8),
+        data=DataConfig("kinetics", workers=8),  # the model's clip
         optim=OptimConfig("sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=128),
         schedule=ScheduleConfig(epochs=45, kind="step", milestones=[20, 30, 40], gamma=0.1,
                                 warmup_epochs=10),

@@ -24,6 +24,7 @@ from .config_flags import config_flags
 from .distributed import env_dist_info, resolve_device
 from .evaluate import EvalReport, evaluate_model
 from .precision import resolve_amp
+from .resolve import clip_spec, derived
 from .runlog import log as run_log
 from .train import Trainer, TrainResult
 from .train_config import TrainConfig, config_from_dict, load_config
@@ -45,10 +46,12 @@ def train_run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) ->
     videos that failed to decode meanwhile).
     """
     get_variant(cfg.model.name)  # an unknown model is named before any video is opened
+    cfg = derived(cfg)  # the model's clip where the config leaves it unset
     if resume:
         check_resumable(run_dir)
-    train = train_dataset(cfg.data)
-    test = test_dataset(cfg.data)
+    clip = clip_spec(cfg)
+    train = train_dataset(cfg.data, clip)
+    test = test_dataset(cfg.data, clip)
     trainer = Trainer(cfg, run_dir, build_loaders(cfg, train, test), train.classes,
                       resume=resume)
     main = env_dist_info().is_main
@@ -180,7 +183,7 @@ def _requested_run_status(run_dir: Path, epochs: int, config: TrainConfig) -> Ru
         source, stored = str(saved), load_config(saved).to_dict()
     else:
         return "new"
-    differences = config_differences(stored, config.to_dict(), source=source)
+    differences = config_differences(stored, derived(config).to_dict(), source=source)
     if differences:
         raise _differences_error(f"{run_dir} holds another run ({source})", differences,
                                  "Give another --out, or move the folder away")
@@ -273,12 +276,14 @@ def evaluate_checkpoint(checkpoint: str | Path, *, dataset: str | None = None,
         changes["cache"] = None  # prepared frames belong to the training videos
     if dataset is not None and dataset != "list":
         changes["list_root"] = None  # the training list's folder
-    data = replace(trained.data, crop_size=meta.input_size[1], **changes)
+    clip = meta.clip
+    data = replace(trained.data, frames=clip.frames, crop_size=clip.crop, resize=clip.resize,
+                   **changes)
     if frames is None:
-        frames = meta.input_size[0]
+        frames = clip.frames
     whole = mode == "video" and frames == 0
     test = eval_dataset(data, mode=mode, frames=None if whole else frames, clips=clips,
-                        split=split if isinstance(split, str) else None)
+                        split=split if isinstance(split, str) else None, clip=clip)
     if test is None:
         raise ValueError("a folder/list dataset needs --root pointing at the test videos")
     dev = resolve_device(device)

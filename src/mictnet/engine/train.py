@@ -43,6 +43,7 @@ from .finetune import batch_norms_eval, freeze_until, frozen_modules, init_from_
 from .metrics import topk_correct
 from .precision import autocast, resolve_precision
 from .presets import check_init_from
+from .resolve import clip_spec, derived
 from .rng import capture_rng_state, restore_rng_state, seed_everything
 from .runlog import RunLog, log, write_metrics_csv
 from .schedule import build_scheduler
@@ -142,6 +143,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, run_dir: str | Path, loaders: Loaders,
                  classes: list[str], *, resume: bool = False) -> None:
+        config = derived(config)  # the model's clip where the config leaves it unset
         self.cfg = config
         self.run_dir = Path(run_dir)
         self.classes = list(classes)
@@ -393,11 +395,10 @@ class Trainer:
     # ------------------------------------------------------------------------- checkpoints
 
     def _meta(self, record: dict[str, Any] | None) -> CheckpointMeta:
-        data = self.cfg.data
+        clip = clip_spec(self.cfg)
         metrics = {k: float(v) for k, v in (record or {}).items() if v is not None}
-        return CheckpointMeta(self.model.spec, self.classes,
-                              (data.frames, data.crop_size, data.crop_size),
-                              self.cfg.to_dict(), self.epoch, self.global_step, metrics)
+        return CheckpointMeta(self.model.spec, self.classes, clip.input_size,
+                              self.cfg.to_dict(), self.epoch, self.global_step, metrics, clip)
 
     def _save_last(self, rng: dict[str, Any] | None = None) -> None:
         """Write ``last.pt`` at the current step boundary (collective under DDP)."""
@@ -537,6 +538,7 @@ class Trainer:
                  self.run_dir, self.device, self.dist.world_size, cfg.optim.batch_size,
                  self.dist.world_size, self.micro_batch, self.accumulation, self.steps_per_epoch,
                  self.precision.reason)
+        log.info("clip %s", clip_spec(cfg).describe())
         if self.global_step:
             log.info("from epoch %d, step %d of %d (global step %d)", self.epoch + 1,
                      self.step_in_epoch, self.steps_per_epoch, self.global_step)

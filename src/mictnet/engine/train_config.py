@@ -28,7 +28,6 @@ from typing import Any, Literal
 import yaml
 
 from ..data.catalog import DATASETS
-from ..data.transforms import RESIZE
 from ..models.weights import SOURCES
 from .precision import AMP_MODES
 
@@ -126,9 +125,12 @@ class DataConfig:
                                     metavar="DIR", parse=path_value)
     cache: str | None = option(None, "frames pre-decoded by mict prepare (faster loading)",
                                flag="cache", metavar="DIR", parse=path_value)
-    frames: int = option(16, "frames per clip", flag="frames")
-    crop_size: int = option(160, "crop side in pixels", flag="crop-size")
-    resize: tuple[int, int] = option(RESIZE, "width, height before cropping")
+    frames: int | None = option(None, "frames per clip (none: the model's clip spec)",
+                                flag="frames")
+    crop_size: int | None = option(None, "crop side in pixels (none: the model's clip spec)",
+                                   flag="crop-size")
+    resize: tuple[int, int] | None = option(
+        None, "width, height before cropping (none: the model's clip spec)")
     flip: bool | list[str] = option(
         True, "horizontal flips: true for every class, false for none, or a list of the "
               "classes that may be mirrored")
@@ -146,7 +148,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         for name in ("frames", "crop_size"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"data.{name} must be positive, got {getattr(self, name)}")
         if self.workers < 0:
             raise ValueError(f"data.workers must be >= 0, got {self.workers}")

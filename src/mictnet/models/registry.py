@@ -3,7 +3,9 @@
 
 A row names its family (which skeleton), its architecture and option defaults (the family's
 config: block, stage depths, ...), the pretrained sources it accepts and the weights each one
-reads (:mod:`.weights`), and the clip it is made for. Adding a variant is adding a row.
+reads (:mod:`.weights`), and the clip it is made for (the fields of
+:class:`mictnet.data.clip_spec.ClipSpec` that differ from the project's recipe, 16×160² crops of
+256×192 frames). Adding a variant, its own preprocessing included, is adding a row.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from .specs import (
     VideoResNetConfig,
 )
 from .torchvision_video import TorchvisionVideoResNet
-from .weights import SOURCES, load_pretrained
+from .weights import PIPELINE_SPACE, SOURCES, InputSpace, load_pretrained
 
 Pretrained = str | Path | None
 
@@ -46,7 +48,7 @@ _FIXED = ("block", "layers", "convs", "num_classes")  # config fields that are n
 
 @dataclass(frozen=True)
 class Variant:
-    """One registered model: its family, architecture, option defaults and input."""
+    """One registered model: its family, architecture, option defaults and clip."""
 
     name: str
     family: str
@@ -55,8 +57,10 @@ class Variant:
     #: (``"resnet18"``: its ImageNet weights; ``"r3d_18"``: its Kinetics-400 weights) or a
     #: public file named in ``weights.PUBLIC_FILES``; a path is read in the first one's layout
     weights: dict[str, str] = field(default_factory=dict, hash=False)
-    input_size: tuple[int, int, int] = (16, 160, 160)  # frames, height, width of a clip
-    resize: tuple[int, int] = (256, 192)  # width, height of the frames before cropping
+    #: the clip the model is made for: ClipSpec fields (frames, stride, resize, crop, mean,
+    #: std) where they differ from the recipe's; the data pipeline reads them (models never
+    #: import data)
+    clip: dict[str, Any] = field(default_factory=dict, hash=False)
     builder: Callable[..., nn.Module] | None = field(default=None, repr=False)
 
     @property
@@ -69,7 +73,9 @@ class Variant:
         return {k: v for k, v in options.items() if k not in _FIXED} | {"pretrained": None}
 
 
-_KINETICS = {"input_size": (16, 112, 112), "resize": (171, 128)}  # torchvision's video transforms
+#: torchvision's video transforms of its Kinetics-400 weights: 16 frames of 128×171, crop 112
+#: (their Kinetics mean and std are folded into the first convolution, see .weights)
+_KINETICS = {"frames": 16, "resize": (171, 128), "crop": 112}
 
 VARIANTS: tuple[Variant, ...] = (
     Variant("mict_resnet18", "mict", MiCTConfig("basic", (2, 2, 2, 2)), {"imagenet": "resnet18"}),
@@ -89,11 +95,11 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("resnet2d_50", "resnet2d", ResNetConfig("bottleneck", (3, 4, 6, 3)),
             {"imagenet": "resnet50"}),
     Variant("r3d_18", "torchvision", VideoResNetConfig("basic", (2, 2, 2, 2), "3d"),
-            {"kinetics400": "r3d_18"}, **_KINETICS),
+            {"kinetics400": "r3d_18"}, _KINETICS),
     Variant("mc3_18", "torchvision", VideoResNetConfig("basic", (2, 2, 2, 2), "mixed"),
-            {"kinetics400": "mc3_18"}, **_KINETICS),
+            {"kinetics400": "mc3_18"}, _KINETICS),
     Variant("r2plus1d_18", "torchvision", VideoResNetConfig("basic", (2, 2, 2, 2), "2plus1d"),
-            {"kinetics400": "r2plus1d_18"}, **_KINETICS),
+            {"kinetics400": "r2plus1d_18"}, _KINETICS),
     Variant("mict_net", "mictnet", MiCTNetConfig(), {"imagenet": "bninception"}),
 )
 
@@ -110,11 +116,17 @@ for _variant in VARIANTS:
     register(_variant)
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+def register_model(fn: Callable[..., nn.Module] | None = None, *,
+                   clip: dict[str, Any] | None = None) -> Any:
     """Register a builder function ``fn(num_classes, **options)`` under its name (family
-    ``"custom"``); its keyword arguments are the model's options."""
-    register(Variant(fn.__name__, "custom", None, builder=fn))
-    return fn
+    ``"custom"``); its keyword arguments are the model's options. ``@register_model(clip={...})``
+    also declares the clip it is made for (ClipSpec fields, e.g. ``{"crop": 112}``)."""
+
+    def add(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        register(Variant(builder.__name__, "custom", None, builder=builder, clip=dict(clip or {})))
+        return builder
+
+    return add if fn is None else add(fn)
 
 
 def list_models(tag: str | None = None) -> list[str]:
@@ -128,7 +140,7 @@ def list_models(tag: str | None = None) -> list[str]:
 
 
 def get_variant(name: str) -> Variant:
-    """The registry row of ``name``: family, config, defaults, input size and resize."""
+    """The registry row of ``name``: family, config, defaults, weights and clip."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(_REGISTRY)}")
     return _REGISTRY[name]
@@ -157,7 +169,9 @@ def build_model(name: str, num_classes: int = 101, pretrained: Pretrained = None
         config = replace(variant.config, num_classes=num_classes, **options)
         model = FAMILIES[variant.family](config)
         if source:
-            load_pretrained(model, pretrained, source, variant.weights[source])
+            space = InputSpace(tuple(variant.clip.get("mean", PIPELINE_SPACE.mean)),
+                               tuple(variant.clip.get("std", PIPELINE_SPACE.std)))
+            load_pretrained(model, pretrained, source, variant.weights[source], space)
     model.spec = ModelSpec(name, num_classes, dict(options))
     return model
 

@@ -172,15 +172,17 @@ def fetch(file: WeightFile) -> dict[str, Tensor]:
     return load_state_dict_file(cache)
 
 
-def adapt_first_conv(state: dict[str, Tensor], file: WeightFile) -> list[str]:
-    """Fold the difference between ``file``'s input space and :data:`PIPELINE_SPACE` into its
-    first convolution (in ``state``, in place); returns the keys changed (none if they agree).
+def adapt_first_conv(state: dict[str, Tensor], file: WeightFile,
+                     target: InputSpace = PIPELINE_SPACE) -> list[str]:
+    """Fold the difference between ``file``'s input space and ``target`` (the model's clip
+    normalisation; default :data:`PIPELINE_SPACE`) into its first convolution (in ``state``, in
+    place); returns the keys changed (none if they agree).
 
     With ``x_file = a·x_pipeline + b`` per input channel, ``W·x_file = (W·a)·x_pipeline + Σ W·b``:
     the filters take ``a`` and the constant goes to the bias, or (no bias) is subtracted from
     the running mean of the batch norm that follows.
     """
-    space, target = file.space, PIPELINE_SPACE
+    space = file.space
     weight_key = f"{file.first_conv}.weight"
     if space == target or weight_key not in state:  # a file of another layout fails later
         return []
@@ -204,7 +206,8 @@ def adapt_first_conv(state: dict[str, Tensor], file: WeightFile) -> list[str]:
 
 
 def transfer_weights(model: nn.Module, source: dict[str, Tensor],
-                     file: WeightFile | None = None) -> TransferReport:
+                     file: WeightFile | None = None, target: InputSpace = PIPELINE_SPACE
+                     ) -> TransferReport:
     """Copy or inflate ``source`` (a state dict in ``file``'s layout; default: a torchvision
     ImageNet ResNet's) into ``model`` in place; see the module docstring.
 
@@ -213,7 +216,7 @@ def transfer_weights(model: nn.Module, source: dict[str, Tensor],
     """
     file = file or weight_file("imagenet", "resnet18")
     source = dict(source)
-    report = TransferReport(adapted=adapt_first_conv(source, file))
+    report = TransferReport(adapted=adapt_first_conv(source, file, target))
     keep_classifier = (file.action_classes is not None
                        and file.action_classes == model.fc.out_features)
     target = model.state_dict()
@@ -256,14 +259,15 @@ def _is_backbone_key(key: str) -> bool:
             and not key.endswith("num_batches_tracked"))
 
 
-def load_pretrained(model: nn.Module, pretrained: str | Path, source: str, arch: str
-                    ) -> TransferReport:
+def load_pretrained(model: nn.Module, pretrained: str | Path, source: str, arch: str,
+                    target: InputSpace = PIPELINE_SPACE) -> TransferReport:
     """Load ``source``'s public ``arch`` weights (``pretrained == source``) or the file
-    ``pretrained`` in their layout into ``model``; log and return the report."""
+    ``pretrained`` in their layout into ``model``, for input normalised as ``target``; log and
+    return the report."""
     file = weight_file(source, arch)
     state = fetch(file) if str(pretrained) == source else load_state_dict_file(pretrained)
     try:
-        report = transfer_weights(model, state, file)
+        report = transfer_weights(model, state, file, target)
     except ValueError as err:
         raise ValueError(f"{pretrained}: {err} (expected the {file.description})") from None
     log.info("pretrained %s -> %s: %s", pretrained, type(model).__name__, report.summary())

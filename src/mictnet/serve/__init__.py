@@ -31,12 +31,11 @@ DEFAULT_MAX_UPLOAD_MB = 200.0
 
 
 def model_info(predictor: Predictor) -> dict:
-    """Model name, classes and input size (``T, H, W``) of ``predictor``."""
+    """Model name, classes, input size (``T, H, W``) and clip spec of ``predictor``."""
     spec = getattr(predictor.model, "spec", None)
-    crop = predictor.transform.crop_size
     return {"model": spec.name if spec else type(predictor.model).__name__,
             "num_classes": len(predictor.classes), "classes": predictor.classes,
-            "input_size": [predictor.clip_frames, crop, crop]}
+            "input_size": list(predictor.clip.input_size), "clip": predictor.clip.to_dict()}
 
 
 def predict_upload(predictor: Predictor, upload: Upload, timeline: bool) -> dict:

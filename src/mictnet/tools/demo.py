@@ -14,12 +14,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..data.synthetic import DEMO_DATASET, SynthConfig, generate_dataset, read_metadata
-from ..engine.build_data import with_synthetic_flip
 from ..engine.distributed import resolve_device
 from ..engine.evaluate import EvalReport
 from ..engine.plots import plot_training_curves
 from ..engine.precision import Precision, resolve_precision
 from ..engine.presets import preset
+from ..engine.resolve import derived
 from ..engine.run import evaluate_checkpoint, prepare_run, save_report, train_run
 from ..engine.train_config import TrainConfig
 
@@ -95,8 +95,7 @@ def run(args: argparse.Namespace) -> int:
     cfg: TrainConfig = preset(name)
     print(f"precision: {precision.reason} -> preset {name} ({cfg.data.crop_size}x"
           f"{cfg.data.crop_size} clips, {cfg.schedule.epochs} epochs)")
-    data = with_synthetic_flip(replace(cfg.data, root=str(videos.resolve()), split=1))
-    cfg = replace(cfg, data=data)
+    cfg = derived(replace(cfg, data=replace(cfg.data, root=str(videos.resolve()), split=1)))
     cfg = replace(cfg, runtime=replace(cfg.runtime, seed=args.seed,
                                        progress=cfg.runtime.progress and not args.no_progress))
     run_dir = out / f"run-{plan.name}"

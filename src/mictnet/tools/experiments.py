@@ -13,13 +13,12 @@ from pathlib import Path
 from ..data.catalog import DATASETS
 from ..data.kinetics import SPLITS as KINETICS_SPLITS
 from ..engine.arg_types import add_device_flags, non_negative_int, positive_int
-from ..engine.build_data import EVAL_MODES, with_synthetic_flip
+from ..engine.build_data import EVAL_MODES
 from ..engine.checkpoint import load_checkpoint
 from ..engine.config_flags import (
     add_config_flags,
     apply_flags,
     config_flags,
-    config_from_args,
     field_choices,
     given_flags,
 )
@@ -28,6 +27,7 @@ from ..engine.evaluate import EvalReport
 from ..engine.experiments import crossval_table, mean_std, train_and_evaluate
 from ..engine.measure import model_costs
 from ..engine.plots import plot_accuracy_vs_length, plot_training_curves
+from ..engine.resolve import resolve_config
 from ..engine.run import (
     PREDICTIONS_FILE,
     claim_run_dir,
@@ -45,12 +45,6 @@ from ..engine.train_config import (
 )
 
 log = logging.getLogger("mictnet")
-
-
-def resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """The configuration of ``--preset``, ``--config``, ``--set`` and the flags given."""
-    cfg = config_from_args(args)
-    return replace(cfg, data=with_synthetic_flip(cfg.data))
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:

@@ -20,6 +20,7 @@ def format_report(report: ExportReport) -> str:
     lines = [f"replaced the existing {path}" for path in report.replaced]
     lines.append(f"{_describe_files(report)}: {report.format}, input N x 3 x T x {h} x {w}, "
                  f"batch and time dynamic; trained on T={t}")
+    lines.append(f"  clip spec (in the file's metadata): {report.clip.describe()}")
     for c in report.checks:
         what = f"{c.frames:>3} frames"
         if c.error is not None:

@@ -21,18 +21,18 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..data.catalog import DATASETS
-from ..engine.build_data import with_synthetic_flip
 from ..engine.config_flags import field_choices
 from ..engine.distributed import env_dist_info, releases_process_group, resolve_device
 from ..engine.experiments import ensure_trained, mean_std, percent_pm, train_and_evaluate
 from ..engine.measure import model_costs
 from ..engine.plots import plot_grouped_bars
 from ..engine.presets import preset
+from ..engine.resolve import derived
 from ..engine.runlog import read_metrics_csv
 from ..engine.train import NonFiniteLossError
 from ..engine.train_config import (
@@ -90,7 +90,7 @@ def _resolve(name: str, changes: list[tuple[str, dict[str, Any]]]) -> TrainConfi
     cfg = preset(name)
     for where, change in changes:
         cfg = config_from_dict(change, cfg, where)
-    return replace(cfg, data=with_synthetic_flip(cfg.data))
+    return derived(cfg)
 
 
 def _sets(option: str, assignments: list[str] | None) -> list[tuple[str, dict[str, Any]]]:
