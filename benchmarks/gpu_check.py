@@ -130,7 +130,7 @@ def run_part(ctx: Ctx, name: str, timeout: float,
 def cuda_tests(ctx: Ctx, log: Path) -> dict[str, Any]:
     """``pytest -m cuda``: counts of passed/skipped/failed tests (quick: of the CUDA test
     module alone, without collecting the whole suite)."""
-    where = [str(ROOT / "tests" / "test_cuda.py")] if ctx.quick else []
+    where = [str(ROOT / "tests" / "engine" / "test_cuda.py")] if ctx.quick else []
     try:
         out = run_step(ctx, log, [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p",
                                   "no:cacheprovider", *where])

@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .precision import AMP_MODES
-
 
 def positive_int(text: str) -> int:
     """An integer >= 1."""
@@ -65,12 +63,3 @@ def deprecated_alias(new: str) -> type[argparse.Action]:
             setattr(namespace, self.dest, values)
 
     return DeprecatedAlias
-
-
-def add_device_flags(p: argparse.ArgumentParser) -> None:
-    """``--device`` and ``--amp`` of every command that runs a trained model."""
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or "
-                                                    "cuda:N")
-    p.add_argument("--amp", choices=AMP_MODES, default="auto",
-                   help="mixed precision; auto: bf16/fp16 on CUDA, bf16 on a CPU that runs it "
-                        "natively, else fp32")

@@ -155,6 +155,45 @@ class _PresetHelp(argparse.Action):
                 _show_default(action, getattr(getattr(cfg, flag.section), flag.field.name))
 
 
+def add_section_flags(p: argparse.ArgumentParser, cls: type, names: tuple[str, ...], *,
+                      defaults: dict[str, Any] | None = None,
+                      default_text: dict[str, str] | None = None,
+                      required: tuple[str, ...] = ()) -> None:
+    """Flags for the fields ``names`` of the :func:`option` dataclass ``cls`` (a command's own
+    section, e.g. :class:`InferenceConfig`, or a few :class:`DataConfig` fields): the flag name,
+    help, type, choices and default come from the schema; ``defaults`` replaces a default for
+    this command, ``default_text`` says what an unset (``None``) default means, and ``required``
+    names the flags the command cannot go without."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in names:
+        f = fields[name]
+        meta = f.metadata
+        default = (defaults or {}).get(name, f.default)
+        shown = (default_text or {}).get(name) or ("none" if default is None else _yaml(default))
+        text = meta["help"] if name in required or "(default" in meta["help"] else \
+            f"{meta['help']} (default: {shown})"
+        text = text.replace("%", "%%")
+        option = f"--{meta['flag'] or name.replace('_', '-')}"
+        annotation = hints[name]
+        if annotation is bool:
+            p.add_argument(option, dest=name, action="store_true", default=default, help=text)
+            continue
+        allowed = choices(annotation)
+        parse = meta["parse"] or (type(allowed[0]) if allowed else _optional_of(annotation))
+        p.add_argument(option, dest=name, type=parse, choices=allowed, default=default,
+                       metavar=meta["metavar"] or (None if allowed else _metavar(parse)),
+                       required=name in required, help=text)
+
+
+def section_from_args(args: argparse.Namespace, cls: type,
+                      names: tuple[str, ...] | None = None) -> Any:
+    """The ``cls`` section of a command's arguments (validated by ``cls``), from the fields
+    ``names`` (default: every field the arguments hold); the others keep their defaults."""
+    names = names or tuple(f.name for f in dataclasses.fields(cls))
+    return cls(**{k: v for k, v in vars(args).items() if k in names})
+
+
 class _ListValue(argparse.Action):
     """A list option: ``--data.resize 32 32`` or ``--data.resize [32,32]``."""
 

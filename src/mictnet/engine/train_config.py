@@ -29,6 +29,7 @@ import yaml
 
 from ..data.catalog import DATASETS
 from ..models.weights import SOURCES
+from .arg_types import non_negative_int, positive_int
 from .precision import AMP_MODES
 
 AmpMode = Literal[AMP_MODES]  # type: ignore[valid-type]
@@ -251,6 +252,30 @@ class RuntimeConfig:
                              "checkpoint_minutes must be >= 0")
         if self.log_every < 1:
             raise ValueError(f"runtime.log_every must be positive, got {self.log_every}")
+
+
+@dataclass
+class InferenceConfig:
+    """How a trained model is run: ``mict evaluate``, ``sweep``, ``predict`` and ``serve`` take
+    these as flags (:func:`~.config_flags.add_section_flags`), help and defaults from here."""
+
+    device: str = option("auto", "auto (CUDA when available), cpu, cuda or cuda:N",
+                         flag="device", metavar="DEVICE")
+    amp: AmpMode = option("auto", "mixed precision; auto: bf16/fp16 on CUDA, bf16 on a CPU that "
+                                  "runs it natively, else fp32", flag="amp")
+    clips: int = option(1, "clips per video, evenly spaced, their scores averaged",
+                        flag="clips", parse=positive_int)
+    batch_size: int = option(8, "clips per forward pass", flag="batch-size", parse=positive_int)
+    workers: int = option(2, "data-loading processes (0: in this process)", flag="workers",
+                          parse=non_negative_int)
+
+    def __post_init__(self) -> None:
+        for name in ("clips", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got "
+                                 f"{getattr(self, name)}")
+        if self.workers < 0:
+            raise ValueError(f"--workers must be >= 0, got {self.workers}")
 
 
 @dataclass

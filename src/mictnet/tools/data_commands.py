@@ -9,12 +9,11 @@ import time
 from pathlib import Path
 
 from ..data.cache import prepare_videos
-from ..data.catalog import DATASETS
 from ..data.checks import check_dataset, dataset_lists
 from ..data.transforms import RESIZE
 from ..engine.arg_types import frame_size, positive_int
-from ..engine.config_flags import field_choices
-from ..engine.train_config import DataConfig, path_value
+from ..engine.config_flags import add_section_flags, field_choices
+from ..engine.train_config import DataConfig
 
 
 def require_root(args: argparse.Namespace) -> None:
@@ -30,7 +29,7 @@ def require_root(args: argparse.Namespace) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     require_root(args)
-    report = check_dataset(args.dataset, args.root, args.split, args.splits,
+    report = check_dataset(args.dataset, args.root, args.split, args.splits_dir,
                            list_root=args.list_root, full=args.full, strict=args.strict,
                            progress=not args.json)
     if args.json:
@@ -42,7 +41,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_prepare(args: argparse.Namespace) -> int:
     require_root(args)
-    video_root, _, lists = dataset_lists(args.dataset, args.root, None, args.splits,
+    video_root, _, lists = dataset_lists(args.dataset, args.root, None, args.splits_dir,
                                          args.list_root)
     videos: dict[str, None] = {}
     for parsed in lists.values():
@@ -69,15 +68,9 @@ def _jpeg_quality(text: str) -> int:
 
 
 def _dataset_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", required=True, choices=DATASETS)
-    p.add_argument("--root", required=True,
-                   help="video root (class folders); for --dataset list: the list file")
-    p.add_argument("--splits", default=None, metavar="DIR",
-                   help="split folder (default: ROOT/<name> or beside ROOT)")
-    p.add_argument("--list-root", type=path_value, metavar="DIR",
-                   help="folder the videos of a --dataset list file lie under; relative paths "
-                        "are relative to it, absolute ones must lie in it (default: the list's "
-                        "folder)")
+    add_section_flags(p, DataConfig, ("dataset", "root", "splits_dir", "list_root"),
+                      required=("dataset", "root"),
+                      default_text={"splits_dir": "ROOT/<name> or beside ROOT"})
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -10,17 +10,18 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..data.catalog import DATASETS
 from ..data.kinetics import SPLITS as KINETICS_SPLITS
-from ..engine.arg_types import add_device_flags, non_negative_int, positive_int
+from ..engine.arg_types import non_negative_int
 from ..engine.build_data import EVAL_MODES
 from ..engine.checkpoint import load_checkpoint
 from ..engine.config_flags import (
     add_config_flags,
+    add_section_flags,
     apply_flags,
     config_flags,
     field_choices,
     given_flags,
+    section_from_args,
 )
 from ..engine.distributed import env_dist_info, releases_process_group, resolve_device
 from ..engine.evaluate import EvalReport
@@ -38,6 +39,7 @@ from ..engine.run import (
 )
 from ..engine.train_config import (
     DataConfig,
+    InferenceConfig,
     TrainConfig,
     config_from_dict,
     config_yaml,
@@ -118,11 +120,12 @@ def default_eval_dir(args: argparse.Namespace, report: EvalReport) -> Path:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    run = section_from_args(args, InferenceConfig)
     report = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, root=args.root,
-                                 split=args.split, splits_dir=args.splits, mode=args.mode,
-                                 frames=args.frames, clips=args.clips,
-                                 batch_size=args.batch_size, workers=args.workers,
-                                 device=args.device, amp=args.amp, strict=args.strict)
+                                 split=args.split, splits_dir=args.splits_dir, mode=args.mode,
+                                 frames=args.frames, clips=run.clips,
+                                 batch_size=run.batch_size, workers=run.workers,
+                                 device=run.device, amp=run.amp, strict=args.strict)
     out = Path(args.out) if args.out else default_eval_dir(args, report)
     json_path, png = save_report(report, out)
     print(report.summary())
@@ -185,13 +188,14 @@ def run_sweep(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, curves = [], {}
+    run = section_from_args(args, InferenceConfig)
     for ckpt, label in zip(args.checkpoint, labels, strict=True):
         for length in args.lengths:
             report = evaluate_checkpoint(ckpt, dataset=args.dataset, root=args.root,
-                                         split=args.split, splits_dir=args.splits,
+                                         split=args.split, splits_dir=args.splits_dir,
                                          mode="video", frames=length,
-                                         batch_size=args.batch_size, workers=args.workers,
-                                         device=args.device, amp=args.amp)
+                                         batch_size=run.batch_size, workers=run.workers,
+                                         device=run.device, amp=run.amp)
             m = report.metrics
             if m is None:
                 raise ValueError(f"the {report.source['split']} videos have no labels: a sweep "
@@ -247,19 +251,16 @@ def _split(text: str) -> int | str:
 
 
 def _add_eval_data_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", choices=DATASETS,
-                   help="default: the checkpoint's training dataset")
-    p.add_argument("--root", metavar="PATH", help="default: the checkpoint's training root")
+    add_section_flags(p, DataConfig, ("dataset", "root", "splits_dir"),
+                      defaults={"dataset": None},
+                      default_text={"dataset": "the checkpoint's training dataset",
+                                    "root": "the checkpoint's training root",
+                                    "splits_dir": "found beside the root"})
     p.add_argument("--split", type=_split, choices=(*field_choices(DataConfig, "split"),
                                                     *KINETICS_SPLITS),
                    help="ucf101, hmdb51: the official split; kinetics: the CSV (default: the "
                         "checkpoint's training split; kinetics: val)")
-    p.add_argument("--splits", metavar="DIR", help="folder of the official split files "
-                                                   "(default: found beside the root)")
-    p.add_argument("--batch-size", type=positive_int, default=8, help="clips per forward pass")
-    p.add_argument("--workers", type=non_negative_int, default=2,
-                   help="data-loading processes (0: in this process)")
-    add_device_flags(p)
+    add_section_flags(p, InferenceConfig, ("device", "amp", "batch_size", "workers"))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -289,8 +290,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "video: the first --frames frames (0: all) or --clips clips averaged")
     p.add_argument("--frames", type=non_negative_int,
                    help="frames per clip (default: the training length; video mode: 0 = all)")
-    p.add_argument("--clips", type=positive_int, default=1,
-                   help="video mode: clips averaged per video")
+    add_section_flags(p, InferenceConfig, ("clips",))
     p.add_argument("--strict", action="store_true", default=None,
                    help="kinetics: a missing or unreadable video is an error (default: the "
                         "training run's data.strict; else they are skipped and listed in "

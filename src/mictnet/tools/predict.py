@@ -9,7 +9,9 @@ import json
 import sys
 from pathlib import Path
 
-from ..engine.arg_types import add_device_flags, positive_int
+from ..engine.arg_types import positive_int
+from ..engine.config_flags import add_section_flags, section_from_args
+from ..engine.train_config import InferenceConfig
 from ..inference import (
     DEFAULT_CLIPS,
     Prediction,
@@ -121,7 +123,8 @@ def _predict_one(predictor: Predictor, video: str, args: argparse.Namespace,
 
 
 def run(args: argparse.Namespace) -> int:
-    predictor = load(args.checkpoint, args.device, args.clips, args.amp)
+    run_as = section_from_args(args, InferenceConfig)
+    predictor = load(args.checkpoint, run_as.device, run_as.clips, run_as.amp)
     out_dir = Path(args.out) if args.out else None
     records = []
     for video in args.videos:
@@ -153,13 +156,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
     p.add_argument("--top", type=positive_int, default=5,
                    help="actions listed per video (default 5)")
-    p.add_argument("--clips", type=positive_int, default=DEFAULT_CLIPS,
-                   help=f"clips averaged per video (default {DEFAULT_CLIPS})")
+    add_section_flags(p, InferenceConfig, ("clips", "device", "amp"),
+                      defaults={"clips": DEFAULT_CLIPS})
     p.add_argument("--timeline", action="store_true",
                    help="also the top action per second: table, JSON and PNG strip")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.add_argument("--out", metavar="DIR",
                    help="write predictions.json and the timelines here (timelines default to "
                         f"./{DEFAULT_TIMELINE_DIR}); files are named VIDEO-<hash of its path>")
-    add_device_flags(p)
     p.set_defaults(func=run)

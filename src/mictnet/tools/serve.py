@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..engine.arg_types import add_device_flags, positive_int
+from ..engine.arg_types import positive_int
+from ..engine.config_flags import add_section_flags, section_from_args
+from ..engine.train_config import InferenceConfig
 from ..inference import DEFAULT_CLIPS
+
+INFERENCE = ("clips", "device", "amp")  # its own --workers: inference threads
 
 
 def positive_float(text: str) -> float:
@@ -25,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
         raise RuntimeError(f"mict serve needs {err.name}: pip install 'mictnet[serve]'") from None
     from ..inference import load
 
-    predictor = load(args.checkpoint, args.device, args.clips, args.amp)
+    run_as = section_from_args(args, InferenceConfig, INFERENCE)
+    predictor = load(args.checkpoint, run_as.device, run_as.clips, run_as.amp)
     app = create_app(predictor, args.max_upload_mb, args.workers)
     print(f"serving {args.checkpoint} at http://{args.host}:{args.port}/ (Ctrl+C stops)",
           file=sys.stderr)
@@ -43,7 +48,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="larger uploads are refused with 413")
     p.add_argument("--workers", type=positive_int, default=1,
                    help="inference threads (more requests wait their turn; bounds memory)")
-    p.add_argument("--clips", type=positive_int, default=DEFAULT_CLIPS,
-                   help="clips averaged per video")
-    add_device_flags(p)
+    add_section_flags(p, InferenceConfig, INFERENCE, defaults={"clips": DEFAULT_CLIPS})
     p.set_defaults(func=run)

@@ -14,10 +14,9 @@ import torchvision
 
 from mictnet.cli import main
 from mictnet.data.clip_spec import ClipSpec
-from mictnet.data.sampling import ClipSampler
 from mictnet.data.synthetic import SynthConfig, generate_dataset
 from mictnet.engine.checkpoint import load_checkpoint, load_model
-from mictnet.inference import clip_indices, load
+from mictnet.inference import load
 from mictnet.models import build_model, get_variant, register_model
 from mictnet.models import registry as registry_module
 
@@ -41,13 +40,6 @@ def test_the_transform_normalises_with_the_specs_statistics() -> None:
     spec = ClipSpec(frames=2, resize=(8, 8), crop=8, mean=(0.5, 0.5, 0.5), std=(0.25,) * 3)
     grey = torch.full((2, 8, 8, 3), 255, dtype=torch.uint8)
     torch.testing.assert_close(spec.eval_transform()(grey), torch.full((3, 2, 8, 8), 2.0))
-
-
-def test_test_clips_read_every_stride_th_frame() -> None:
-    assert ClipSampler(4, stride=2).clips(20) == [[0, 2, 4, 6]]
-    assert ClipSampler(4, stride=3).clips(7) == [[0, 3, 6, 0]]  # looped, down-sampled
-    assert clip_indices(40, 4, 2, stride=2) == [[0, 2, 4, 6], [32, 34, 36, 38]]
-    assert ClipSampler(None, "video", stride=4).clips(10) == [[0, 4, 8]]
 
 
 def test_a_model_with_its_own_preprocessing_is_one_row(monkeypatch) -> None:

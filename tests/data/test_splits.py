@@ -16,7 +16,7 @@ from mictnet.data.splits import (
     unsafe_path_reason,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 UCF_SPLITS = SHARED / "ucf101" / "splits"
 HMDB_SPLITS = SHARED / "hmdb51" / "splits"
 UCF_COUNTS = {1: (9537, 3783), 2: (9586, 3734), 3: (9624, 3696)}

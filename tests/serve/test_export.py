@@ -178,3 +178,23 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert main(["export", "--checkpoint", str(tmp_path / "none.pt"), "--format", "onnx",
                  "--out", str(tmp_path / "x.onnx")]) == 2
     assert "none.pt" in capsys.readouterr().err
+
+
+def test_plain_onnx_export_with_dynamic_time_axis(tmp_path):
+    """torch's TorchScript-based ONNX exporter (``dynamo=False``) handles the model too."""
+    ort = importlib.import_module("onnxruntime")
+    torch.manual_seed(0)
+    model = build_model("mict_resnet18", num_classes=5).eval()
+    clip = torch.randn(2, 3, 16, 64, 64)
+    path = tmp_path / "mict.onnx"
+    torch.onnx.export(
+        model, (clip,), str(path), input_names=["clip"], output_names=["logits"],
+        dynamic_axes={"clip": {0: "batch", 2: "time"}, "logits": {0: "batch"}}, dynamo=False,
+    )
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for frames in (16, 40):
+        x = torch.randn(1, 3, frames, 64, 64)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        got = session.run(None, {"clip": x.numpy()})[0]
+        assert abs(got - expected).max() < 1e-4

@@ -1,8 +1,8 @@
-"""The models under torch.compile, channels-last, bf16 autocast on CPU and ONNX export."""
+"""The models under torch.compile, channels-last, bf16 autocast on CPU and batch norms folded
+(ONNX export: ``tests/serve/test_export.py``)."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import subprocess
@@ -95,23 +95,6 @@ def test_torch_compile_matches_eager_with_avx2_kernels(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-
-
-def test_onnx_export_with_dynamic_time_axis(mict_and_clip, tmp_path):
-    ort = importlib.import_module("onnxruntime")
-    model, clip, _ = mict_and_clip
-    path = tmp_path / "mict.onnx"
-    torch.onnx.export(
-        model, (clip,), str(path), input_names=["clip"], output_names=["logits"],
-        dynamic_axes={"clip": {0: "batch", 2: "time"}, "logits": {0: "batch"}}, dynamo=False,
-    )
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    for frames in (16, 40):
-        x = torch.randn(1, 3, frames, 64, 64)
-        with torch.no_grad():
-            expected = model(x).numpy()
-        got = session.run(None, {"clip": x.numpy()})[0]
-        assert abs(got - expected).max() < 1e-4
 
 
 @pytest.mark.parametrize("name", ["mict_resnet18", "resnet3d_18", "resnet2d_18"])

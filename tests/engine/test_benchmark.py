@@ -201,7 +201,7 @@ def test_crossval_costs_time_through_the_benchmark():
 
 
 def load_bench_models():
-    path = Path(__file__).parents[1] / "benchmarks" / "bench_models.py"
+    path = Path(__file__).parents[2] / "benchmarks" / "bench_models.py"
     spec = importlib.util.spec_from_file_location("bench_models", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -74,14 +74,6 @@ def test_every_preset_round_trips_and_takes_flags(name: str, tmp_path: Path) -> 
         cfg.data, root=str(Path("videos").resolve()), strict=True)))
 
 
-def test_step_schedule_divides_after_milestones() -> None:
-    cfg = preset("r3d18-ucf101").schedule
-    factor = LRFactor(cfg, steps_per_epoch=10)
-    assert factor(0) == 1.0 and factor(399) == 1.0
-    assert factor(400) == pytest.approx(0.1) and factor(799) == pytest.approx(0.1)
-    assert factor(800) == pytest.approx(0.01)
-
-
 def test_yaml_round_trip(tmp_path: Path) -> None:
     cfg = preset("mict34-ucf101-long")
     save_config(cfg, tmp_path / "c.yaml")

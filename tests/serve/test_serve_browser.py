@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from test_serve import tiny_checkpoint
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
@@ -34,7 +33,7 @@ pytestmark = pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
     reason="headless browser test needs chromium and chromedriver "
            "(apt-get install chromium chromium-driver)")
-README_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "serve.png"
+README_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "serve.png"
 
 
 def free_port() -> int:

@@ -19,7 +19,7 @@ from mictnet.engine.runlog import read_metrics_csv
 
 pytestmark = pytest.mark.slow  # trains models
 
-CHILD = Path(__file__).with_name("tiny_clips.py")
+CHILD = Path(__file__).parents[1] / "tiny_clips.py"
 # 3 epochs of 6 steps, a checkpoint after every step, 15 ms per clip "decoding" (~0.12 s/step)
 RUN = {"schedule": {"epochs": 3, "milestones": [2]}, "runtime": {"checkpoint_every": 1},
        "dataset": {"train": 48, "delay": 0.015}}

@@ -13,7 +13,6 @@ from bad_videos import decodable_frames, png_as_video, truncated_faststart_mp4
 from mictnet.data import (
     HMDB51,
     UCF101,
-    ClipSampler,
     SplitError,
     VideoError,
     VideoFolder,
@@ -88,30 +87,6 @@ def test_video_and_multiclip_modes(ucf):
     clips, _ = multi[1]
     assert clips.shape == (3, 3, 8, 32, 32)
     assert not torch.equal(clips[0], clips[2])
-
-
-def test_sampler_recipes():
-    g = torch.Generator().manual_seed(0)
-    train = ClipSampler(16, "clip", train=True)
-    strides = set()
-    for _ in range(200):
-        (clip,) = train.clips(150, g)
-        steps = set(np.diff(clip))
-        assert len(clip) == 16 and len(steps) == 1 and clip[0] >= 0 and clip[-1] < 150
-        strides |= steps
-    assert strides == {1, 2, 3, 4}
-    for _ in range(50):  # shorter than the clip: looped over the down-sampled video
-        (clip,) = train.clips(10, g)
-        assert len(clip) == 16 and max(clip) < 10 and len(set(clip)) <= 10
-    assert ClipSampler(16).clips(150) == [list(range(16))]
-    assert ClipSampler(16).clips(5) == [[i % 5 for i in range(16)]]
-    starts = [c[0] for c in ClipSampler(16, "multiclip", num_clips=5).clips(116)]
-    assert starts == [0, 25, 50, 75, 100]
-    assert ClipSampler(None, "video").clips(7) == [list(range(7))]
-    with pytest.raises(ValueError, match="unknown clip mode"):
-        ClipSampler(16, "random")
-    with pytest.raises(ValueError, match="needs mode='video'"):
-        ClipSampler(None, "clip")
 
 
 def test_seeded_items_draw_the_same_clip_for_the_same_seed_also_in_workers(ucf):

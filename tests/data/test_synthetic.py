@@ -29,7 +29,7 @@ from mictnet.tools import synth
 
 CONFIG = SynthConfig(classes=8, groups=4, clips_per_group=2, frames=6, size=(40, 32), seed=3)
 UCF_LINE = re.compile(r"(?P<cls>\w+)/v_(?P=cls)_g(?P<g>\d\d)_c(?P<c>\d\d)\.avi")
-REAL_SPLITS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "ucf101" / "splits"
+REAL_SPLITS = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "ucf101" / "splits"
 MOTION = {m.name: m for m in MOTIONS}
 
 

@@ -215,3 +215,24 @@ def test_help_after_a_preset_shows_the_presets_values(capsys) -> None:
             main(argv)
         assert stop.value.code == 0
         assert f"(schedule.epochs, default {epochs})" in " ".join(capsys.readouterr().out.split())
+
+
+def test_run_commands_take_their_flags_from_the_inference_section(capsys, tmp_path) -> None:
+    """evaluate, predict and serve declare no device, precision or clip flags of their own:
+    flag, help and default come from ``InferenceConfig``, values are checked by it."""
+    import dataclasses
+
+    from mictnet.engine.train_config import InferenceConfig
+
+    helps = {f.name: " ".join(f.metadata["help"].split()) for f in
+             dataclasses.fields(InferenceConfig)}
+    for command, names in (("evaluate", helps), ("predict", ("clips", "device", "amp")),
+                           ("serve", ("clips", "device", "amp"))):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        for name in names:
+            assert helps[name] in text, (command, name)
+    assert "(default: 5)" in text  # serve's own default for --clips
+    with pytest.raises(ValueError, match="--batch-size must be >= 1, got 0"):
+        InferenceConfig(batch_size=0)  # in Python too, not only on the command line

@@ -31,7 +31,7 @@ from tiny_clips import MovingSquares
 
 pytestmark = pytest.mark.slow  # trains models
 
-CHILD = Path(__file__).with_name("tiny_clips.py")
+CHILD = Path(__file__).parents[1] / "tiny_clips.py"
 BASE = {"model": {"dropout": 0.0}, "schedule": {"epochs": 2, "milestones": [1]},
         "optim": {"batch_size": 8}, "dataset": {"train": 48, "test": 15}}
 
