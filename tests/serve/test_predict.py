@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -231,3 +234,14 @@ def test_device_and_precision_are_chosen_as_evaluate_chooses_them(checkpoint, ma
     assert seen == [torch.bfloat16]
     with pytest.raises(SystemExit):
         main(["predict", str(path), "--checkpoint", str(checkpoint), "--amp", "fp64"])
+
+
+def test_inference_does_not_import_the_training_engine() -> None:
+    """``mictnet.inference`` reads checkpoints (the format in ``engine.checkpoint``) without the
+    trainer, its loaders, runs or experiments."""
+    code = ("import sys, mictnet.inference; print(sorted(m for m in sys.modules "
+            "if m.startswith('mictnet.engine.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert ast.literal_eval(out) == ["mictnet.engine.checkpoint", "mictnet.engine.distributed",
+                         "mictnet.engine.precision"]

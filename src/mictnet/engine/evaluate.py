@@ -13,18 +13,21 @@ import csv
 import json
 import math
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..data.datasets import UNLABELLED, VideoDataset
 from ..data.kinetics import Skipped
-from .metrics import ClassificationMetrics
+from . import distributed as D
+from .metrics import ClassificationMetrics, topk_correct
 from .precision import autocast
 
 TOP_PREDICTIONS = 5  # classes per video in predictions.csv
@@ -94,6 +97,45 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def batch_logits(model: nn.Module, batches: Iterable[tuple[torch.Tensor, Any]],
+                 device: torch.device, amp_dtype: torch.dtype | None = None,
+                 channels_last: bool = False
+                 ) -> Iterator[tuple[torch.Tensor, int, Any]]:
+    """``(logits, clips per video, labels)`` of each batch: the one forward pass of every
+    evaluation (the trainer's test pass and :func:`collect_scores`). A 6D batch holds several
+    clips per video, flattened into the batch."""
+    fmt = torch.channels_last_3d if channels_last else torch.preserve_format
+    for clips, target in batches:
+        per_video = clips.shape[1] if clips.ndim == 6 else 1
+        if clips.ndim == 6:
+            clips = clips.flatten(0, 1)
+        clips = clips.to(device, non_blocking=True, memory_format=fmt)
+        with autocast(device, amp_dtype):
+            logits = model(clips).float()
+        yield logits, per_video, target
+
+
+@torch.no_grad()
+def test_metrics(model: nn.Module, loader: Iterable[tuple[torch.Tensor, Any]], *,
+                 device: torch.device, amp_dtype: torch.dtype | None = None,
+                 channels_last: bool = False, progress: bool = False) -> dict[str, float]:
+    """Loss, top-1 and top-5 over ``loader`` (one clip per item), summed over every process
+    under DDP; ``model`` must be in eval mode."""
+    sums = torch.zeros(4, dtype=torch.float64, device=device)
+    bar = tqdm(loader, desc="test", unit="batch", leave=False, dynamic_ncols=True,
+               disable=not progress)
+    for logits, _, labels in batch_logits(model, bar, device, amp_dtype, channels_last):
+        labels = labels.to(device, non_blocking=True)
+        top1, top5 = topk_correct(logits, labels, (1, 5))
+        sums += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
+                             *torch.tensor([top1, top5, labels.numel()], dtype=torch.float64,
+                                           device=device)])
+    loss, top1, top5, n = D.all_reduce_sum(sums).tolist()
+    if n == 0:
+        raise ValueError("the test set is empty")
+    return {"loss": loss / n, "top1": top1 / n, "top5": top5 / n}
+
+
 @torch.no_grad()
 def collect_scores(model: nn.Module, dataset: Dataset, *, device: torch.device | str = "cpu",
                    batch_size: int = 8, workers: int = 0, amp_dtype: torch.dtype | None = None,
@@ -108,16 +150,10 @@ def collect_scores(model: nn.Module, dataset: Dataset, *, device: torch.device |
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
                         pin_memory=device.type == "cuda",
                         generator=torch.Generator().manual_seed(0))
+    bar = tqdm(loader, desc=desc, unit="batch", disable=not progress, dynamic_ncols=True,
+               leave=False)
     scores, labels = [], []
-    fmt = torch.channels_last_3d if channels_last else torch.preserve_format
-    for clips, target in tqdm(loader, desc=desc, unit="batch", disable=not progress,
-                              dynamic_ncols=True, leave=False):
-        per_video = clips.shape[1] if clips.ndim == 6 else 1
-        if clips.ndim == 6:
-            clips = clips.flatten(0, 1)
-        clips = clips.to(device, non_blocking=True, memory_format=fmt)
-        with autocast(device, amp_dtype):
-            logits = model(clips).float()
+    for logits, per_video, target in batch_logits(model, bar, device, amp_dtype, channels_last):
         probs = logits.softmax(dim=1).view(len(target), per_video, -1).mean(dim=1)
         scores.append(probs.cpu())
         labels.append(torch.as_tensor(target))

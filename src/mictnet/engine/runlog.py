@@ -67,6 +67,44 @@ class RunLog:
             self.handler.close()
 
 
+def format_seconds(seconds: float) -> str:
+    """``m:ss``, or ``h:mm:ss`` from an hour."""
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def epoch_line(r: dict[str, Any], epochs: int) -> str:
+    """The log line of a finished epoch (a ``metrics.csv`` record)."""
+    line = (f"epoch {r['epoch']}/{epochs}  train loss "
+            f"{r['train_loss']:.4f} top-1 {r['train_top1']:.1%}")
+    if r["test_top1"] is not None:
+        line += (f"  test loss {r['test_loss']:.4f} top-1 {r['test_top1']:.1%} "
+                 f"top-5 {r['test_top5']:.1%}")
+    return (line + f"  lr {r['lr']:.3g}  {r['clips_per_s']:.1f} clips/s  "
+            f"{format_seconds(r['epoch_seconds'])}")
+
+
+def summary_lines(result: Any, epochs: int, run_dir: Path, tensorboard: bool) -> list[str]:
+    """The closing lines of a run (``result``: a :class:`~.train.TrainResult`)."""
+    state = "stopped" if result.interrupted else "finished"
+    lines = [f"{state} after {result.epochs_done}/{epochs} epochs (global step "
+             f"{result.global_step}) in {format_seconds(result.seconds)}"]
+    last = result.last
+    if result.best_top1 is not None:
+        lines.append(f"best test top-1 {100 * result.best_top1:.1f}% (epoch {result.best_epoch})")
+    if last is not None and last.get("test_top1") is not None:
+        lines.append(f"last epoch: test top-1 {100 * last['test_top1']:.1f}%, top-5 "
+                     f"{100 * last['test_top5']:.1f}%")
+    lines.append(f"run folder {run_dir}: config.yaml, last.pt"
+                 f"{', best.pt' if result.best_top1 is not None else ''}, metrics.csv, train.log"
+                 f"{', tensorboard/' if tensorboard else ''}")
+    if result.interrupted:
+        lines.append(f"continue with: mict train --resume {run_dir}")
+    return lines
+
+
 def write_metrics_csv(path: Path, history: list[dict[str, Any]]) -> None:
     """One row per epoch (empty cells where a value was not measured), replaced atomically."""
     buf = io.StringIO()

@@ -39,13 +39,14 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .distributed import resolve_device
+from .evaluate import test_metrics
 from .finetune import batch_norms_eval, freeze_until, frozen_modules, init_from_checkpoint
 from .metrics import topk_correct
 from .precision import autocast, resolve_precision
 from .presets import check_init_from
 from .resolve import clip_spec, derived
 from .rng import capture_rng_state, restore_rng_state, seed_everything
-from .runlog import RunLog, log, write_metrics_csv
+from .runlog import RunLog, epoch_line, format_seconds, log, summary_lines, write_metrics_csv
 from .schedule import build_scheduler
 from .train_config import ModelConfig, OptimConfig, RuntimeConfig, TrainConfig, save_config
 
@@ -123,13 +124,6 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
     return torch.optim.AdamW(groups, lr=cfg.lr)
-
-
-def _format_seconds(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 class Trainer:
@@ -365,32 +359,17 @@ class Trainer:
             self._save_last()
         self.runlog.epoch(record, self.history)
         if self.is_main:
-            log.info(self._epoch_line(record))
+            log.info(epoch_line(record, self.cfg.schedule.epochs))
 
-    @torch.no_grad()
     def _evaluate(self) -> dict[str, float]:
         """Test loss, top-1 and top-5 over the whole test set (all processes together)."""
         self.net.eval()
         D.broadcast_buffers(self.model)  # every process evaluates the main process's model
-        sums = torch.zeros(4, dtype=torch.float64, device=self.device)
-        bar = tqdm(self.test_loader, desc="test", unit="batch", leave=False, dynamic_ncols=True,
-                   disable=not (self.is_main and self.cfg.runtime.progress))
-        for clips, labels in bar:
-            clips = clips.to(self.device, non_blocking=True,
-                             memory_format=(torch.channels_last_3d if self.channels_last
-                                            else torch.preserve_format))
-            labels = labels.to(self.device, non_blocking=True)
-            with autocast(self.device, self.amp_dtype):
-                logits = self.model(clips).float()
-            top1, top5 = topk_correct(logits, labels, (1, 5))
-            sums += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
-                                 *torch.tensor([top1, top5, labels.numel()], dtype=torch.float64,
-                                               device=self.device)])
-        loss, top1, top5, n = D.all_reduce_sum(sums).tolist()
+        metrics = test_metrics(self.model, self.test_loader, device=self.device,
+                               amp_dtype=self.amp_dtype, channels_last=self.channels_last,
+                               progress=self.is_main and self.cfg.runtime.progress)
         self._set_train_mode()
-        if n == 0:
-            raise ValueError("the test set is empty")
-        return {"loss": loss / n, "top1": top1 / n, "top5": top5 / n}
+        return metrics
 
     # ------------------------------------------------------------------------- checkpoints
 
@@ -502,7 +481,7 @@ class Trainer:
                      - self.step_in_epoch)
         bar.set_postfix(loss=f"{loss_sum / count:.3f}", acc=f"{correct / count:.1%}",
                         clips_s=f"{steps_done * clips / elapsed:.1f}",
-                        eta=_format_seconds(remaining * per_step), refresh=False)
+                        eta=format_seconds(remaining * per_step), refresh=False)
         bar.update(1)
 
     def _install_stop_handlers(self) -> dict[int, Any]:
@@ -543,28 +522,7 @@ class Trainer:
             log.info("from epoch %d, step %d of %d (global step %d)", self.epoch + 1,
                      self.step_in_epoch, self.steps_per_epoch, self.global_step)
 
-    def _epoch_line(self, r: dict[str, Any]) -> str:
-        line = (f"epoch {r['epoch']}/{self.cfg.schedule.epochs}  train loss "
-                f"{r['train_loss']:.4f} top-1 {r['train_top1']:.1%}")
-        if r["test_top1"] is not None:
-            line += (f"  test loss {r['test_loss']:.4f} top-1 {r['test_top1']:.1%} "
-                     f"top-5 {r['test_top5']:.1%}")
-        return (line + f"  lr {r['lr']:.3g}  {r['clips_per_s']:.1f} clips/s  "
-                f"{_format_seconds(r['epoch_seconds'])}")
-
     def _summary(self, result: TrainResult) -> None:
-        state = "stopped" if result.interrupted else "finished"
-        log.info("%s after %d/%d epochs (global step %d) in %s", state, result.epochs_done,
-                 self.cfg.schedule.epochs, result.global_step, _format_seconds(result.seconds))
-        last = result.last
-        if result.best_top1 is not None:
-            log.info("best test top-1 %.1f%% (epoch %d)", 100 * result.best_top1,
-                     result.best_epoch)
-        if last is not None and last.get("test_top1") is not None:
-            log.info("last epoch: test top-1 %.1f%%, top-5 %.1f%%", 100 * last["test_top1"],
-                     100 * last["test_top5"])
-        log.info("run folder %s: config.yaml, last.pt%s, metrics.csv, train.log%s",
-                 self.run_dir, ", best.pt" if result.best_top1 is not None else "",
-                 ", tensorboard/" if self.cfg.runtime.tensorboard else "")
-        if result.interrupted:
-            log.info("continue with: mict train --resume %s", self.run_dir)
+        for line in summary_lines(result, self.cfg.schedule.epochs, self.run_dir,
+                                  self.cfg.runtime.tensorboard):
+            log.info(line)
