@@ -198,11 +198,10 @@ def prediction_record(prediction: Prediction,
 
 
 def clip_indices(total: int, length: int, max_clips: int, stride: int = 1) -> list[list[int]]:
-    """Frame indices of ``min(max_clips, ceil(total / stride / length))`` evenly spaced clips
-    of every ``stride``-th frame (the data pipeline's multi-clip sampling; looped when the video
-    is shorter than a clip)."""
-    count = max(1, min(max_clips, math.ceil(math.ceil(total / stride) / length)))
-    return ClipSampler(frames=length, mode="multiclip", num_clips=count,
+    """Frame indices of up to ``max_clips`` evenly spaced clips of every ``stride``-th frame:
+    the data pipeline's multi-clip sampling, what ``mict evaluate --mode video --clips K``
+    scores (looped when the video is shorter than a clip)."""
+    return ClipSampler(frames=length, mode="multiclip", num_clips=max_clips,
                        stride=stride).clips(total)
 
 

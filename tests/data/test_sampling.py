@@ -40,3 +40,12 @@ def test_test_clips_read_every_stride_th_frame() -> None:
     assert ClipSampler(4, stride=3).clips(7) == [[0, 3, 6, 0]]  # looped, down-sampled
     assert clip_indices(40, 4, 2, stride=2) == [[0, 2, 4, 6], [32, 34, 36, 38]]
     assert ClipSampler(None, "video", stride=4).clips(10) == [[0, 4, 8]]
+
+
+def test_predict_and_evaluate_take_clips_the_same_way() -> None:
+    """``--clips K``: up to K evenly spaced clips, no more than the video holds, in ``mict
+    predict`` (clip_indices) and ``mict evaluate --mode video`` (multiclip) alike."""
+    for total, k in ((40, 5), (116, 5), (10, 3), (160, 10)):
+        assert clip_indices(total, 16, k) == ClipSampler(16, "multiclip", num_clips=k).clips(
+            total)
+    assert len(ClipSampler(16, "multiclip", num_clips=5).clips(40)) == 3

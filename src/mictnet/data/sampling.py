@@ -6,7 +6,8 @@
 - ``clip``, testing: the first ``frames`` frames (looped when the video is shorter).
 - ``video``: the first ``frames`` frames (looped when shorter), or the whole video when
   ``frames`` is ``None``.
-- ``multiclip``: ``num_clips`` clips of ``frames`` consecutive frames, evenly spaced.
+- ``multiclip``: up to ``num_clips`` clips of ``frames`` consecutive frames, evenly spaced (no
+  more than the video holds end to end, ``ceil(length / frames)``, and at least one).
 
 Testing reads every ``stride``-th frame (a model's clip spec; 1: consecutive frames): the modes
 above then apply to the video down-sampled by ``stride``.
@@ -69,9 +70,10 @@ class ClipSampler:
             return [list(range(0, num_frames, s))]
         t = self.frames
         if self.mode == "multiclip":
+            count = max(1, min(self.num_clips, -(-length // t)))
             last = max(length - t, 0)
-            starts = [round(k * last / (self.num_clips - 1)) if self.num_clips > 1 else last // 2
-                      for k in range(self.num_clips)]
+            starts = [round(k * last / (count - 1)) if count > 1 else last // 2
+                      for k in range(count)]
             return [looped_indices(start, t, length, s) if length < t else
                     [(start + i) * s for i in range(t)] for start in starts]
         return [looped_indices(0, t, length, s)]

@@ -53,6 +53,9 @@ def eval_dataset(cfg: DataConfig, *, mode: str = "clip", frames: int | None = 16
         raise ValueError(f"unknown evaluation mode {mode!r}; choose one of {EVAL_MODES}")
     if clips < 1:
         raise ValueError(f"the number of clips must be positive, got {clips}")
+    if mode == "clip" and clips > 1:
+        raise ValueError(f"{clips} clips per video are scored in video mode (--mode video); "
+                         "clip mode scores the first frames only, the published protocol")
     if mode == "clip" and frames is None:
         raise ValueError("clip mode needs a number of frames")
     if split is not None and cfg.dataset != "kinetics":

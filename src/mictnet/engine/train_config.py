@@ -263,7 +263,8 @@ class InferenceConfig:
                          flag="device", metavar="DEVICE")
     amp: AmpMode = option("auto", "mixed precision; auto: bf16/fp16 on CUDA, bf16 on a CPU that "
                                   "runs it natively, else fp32", flag="amp")
-    clips: int = option(1, "clips per video, evenly spaced, their scores averaged",
+    clips: int = option(1, "up to this many clips per video, evenly spaced (no more than it "
+                           "holds), their scores averaged; evaluate: in --mode video",
                         flag="clips", parse=positive_int)
     batch_size: int = option(8, "clips per forward pass", flag="batch-size", parse=positive_int)
     workers: int = option(2, "data-loading processes (0: in this process)", flag="workers",

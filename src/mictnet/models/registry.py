@@ -185,6 +185,6 @@ def pretrained_source(variant: Variant, pretrained: str | Path) -> str:
             "has no pretrained weights"
         raise ValueError(f"{variant.name} {takes}, not {str(pretrained)!r}")
     if not variant.weights:
-        raise ValueError(f"{variant.name} has no pretrained weights; build it with "
-                         "pretrained=None")
+        raise ValueError(f"{variant.name} has no pretrained weights; train it from scratch: "
+                         "--pretrained none (in Python: pretrained=None)")
     return str(pretrained) if str(pretrained) in SOURCES else next(iter(variant.weights))
