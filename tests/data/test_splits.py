@@ -97,6 +97,16 @@ def test_mini_ucf_crlf(mini_ucf):
     assert parse_ucf101(mini_ucf, 1, False).samples[1] == ("Beta/v_Beta_g01_c01.avi", 1)
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_line(mini_ucf):
+    """Windows editors save UTF-8 with a BOM; it must not make ``1 Alpha`` an unknown class."""
+    for name in ("classInd.txt", "trainlist01.txt"):
+        path = mini_ucf / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    train = parse_ucf101(mini_ucf, 1, True)
+    assert train.classes == ["Alpha", "Beta"] and train.samples[0] == (
+        "Alpha/v_Alpha_g08_c01.avi", 0)
+
+
 @pytest.mark.parametrize("line, message", [
     ("Alpha/v_Alpha_g08_c01.avi", r"trainlist01.txt:2: expected '<Class>/<video>.avi <label>'"),
     ("Gamma/v_Gamma_g08_c01.avi 2", r"trainlist01.txt:2: unknown class 'Gamma'"),

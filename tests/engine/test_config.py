@@ -214,3 +214,8 @@ def test_the_clip_comes_from_the_model_row_unless_set(caplog) -> None:
     assert clip_spec(cfg).input_size == (16, 32, 32)  # the preset's sizes win over the row
     assert clip_spec(resolve_config(_parse("--preset", "mict18-ucf101", "--model", "r3d_18"))
                      ).input_size == (16, 112, 112)  # the paper's preset leaves the clip
+
+
+def test_an_assignment_that_is_not_yaml_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match=r"'optim.lr=\[1,': the value is not valid YAML"):
+        parse_assignment("optim.lr=[1,")

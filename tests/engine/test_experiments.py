@@ -93,6 +93,9 @@ def test_sweep_and_plot(run: Path, tmp_path: Path) -> None:
     assert (out / "sweep.png").is_file()
     assert main(["plot", str(run), "--out", str(tmp_path / "curves.png")]) == 0
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    (run / "curves.png").unlink(missing_ok=True)
+    assert main(["plot", str(run / "metrics.csv")]) == 0  # the README's form: beside the file
+    assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_crossval_table(videos: Path, tmp_path: Path, capsys) -> None:

@@ -181,3 +181,29 @@ def test_serve_argument_errors_exit_2(tmp_path, capsys, flag):
     with pytest.raises(SystemExit) as info:
         main(["serve", "--checkpoint", str(tmp_path / "c.pt"), *flag])
     assert info.value.code == 2 and f"argument {flag[0]}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", [["--port", "70000"], ["--port", "0"],
+                                  ["--max-upload-mb", "inf"], ["--max-upload-mb", "nan"],
+                                  ["--max-upload-mb", "-1"]])
+def test_out_of_range_flags_are_argument_errors(flag, capsys):
+    from mictnet.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["serve", "--checkpoint", "c.pt", *flag])
+    assert stop.value.code == 2 and flag[0] in capsys.readouterr().err
+
+
+def test_a_host_beyond_loopback_is_warned_about(tmp_path, monkeypatch, capsys):
+    import uvicorn
+
+    from mictnet.cli import main
+
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(kw["host"]))
+    ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
+    assert main(["serve", "--checkpoint", str(ckpt), "--host", "0.0.0.0"]) == 0
+    assert "it has no authentication" in capsys.readouterr().err
+    assert main(["serve", "--checkpoint", str(ckpt)]) == 0
+    assert "no authentication" not in capsys.readouterr().err
+    assert served == ["0.0.0.0", "127.0.0.1"]

@@ -129,7 +129,7 @@ def annotation_file(folder: Path, split: str) -> Path | None:
 def read_annotations(file: Path) -> tuple[list[Clip], list[Problem]]:
     """The rows of one annotation CSV, and its malformed lines as problems. Without a ``label``
     column (the Kinetics-600/700 test CSVs) every clip's label is ``None``."""
-    with open(file, newline="", encoding="utf-8", errors="surrogateescape") as f:
+    with open(file, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
         rows = list(csv.reader(f))
     header = [name.strip() for name in rows[0]] if rows else []
     absent = [c for c in COLUMNS if c not in header]

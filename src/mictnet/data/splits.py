@@ -88,10 +88,11 @@ def find_splits_dir(root: str | Path, folder: str, splits_dir: str | Path | None
 
 
 def _lines(path: Path) -> list[tuple[int, str]]:
-    """Non-blank ``(line number, stripped text)`` of a text file (CRLF or LF)."""
+    """Non-blank ``(line number, stripped text)`` of a text file (CRLF or LF; a UTF-8
+    byte-order mark, as Windows editors write, is dropped)."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
-    text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    text = path.read_text(encoding="utf-8-sig", errors="surrogateescape")
     return [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 

@@ -345,7 +345,11 @@ def parse_assignment(text: str) -> dict[str, Any]:
     parts = key.strip().split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
-    node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+    try:
+        node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as err:
+        raise ValueError(f"{text!r}: the value is not valid YAML "
+                         f"({getattr(err, 'problem', None) or type(err).__name__})") from None
     return out
 
 

@@ -237,7 +237,8 @@ def _checkpoint_labels(paths: list[str]) -> list[str]:
 def run_plot(args: argparse.Namespace) -> int:
     if args.labels and len(args.labels) != len(args.runs):
         raise ValueError(f"{len(args.labels)} --labels for {len(args.runs)} runs")
-    out = Path(args.out) if args.out else Path(args.runs[0]) / "curves.png"
+    first = Path(args.runs[0])  # a run folder, or its metrics.csv
+    out = Path(args.out) if args.out else (first if first.is_dir() else first.parent) / "curves.png"
     path = plot_training_curves(args.runs, out, args.labels)
     print(f"training curves: {path}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from ..engine.arg_types import positive_int
@@ -13,11 +14,26 @@ from ..inference import DEFAULT_CLIPS
 INFERENCE = ("clips", "device", "amp")  # its own --workers: inference threads
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
 def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    """A finite number > 0 (``inf`` and ``nan`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 1-65535."""
+    port = positive_int(text)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1-65535, got {port}")
+    return port
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,6 +45,11 @@ def run(args: argparse.Namespace) -> int:
         raise RuntimeError(f"mict serve needs {err.name}: pip install 'mictnet[serve]'") from None
     from ..inference import load
 
+    if args.host not in LOOPBACK:
+        print(f"warning: --host {args.host} lets anyone who reaches this port use the server: "
+              "it has no authentication. Put it behind a reverse proxy that authenticates "
+              "(nginx auth_basic, an SSH tunnel), or keep the default 127.0.0.1.",
+              file=sys.stderr)
     run_as = section_from_args(args, InferenceConfig, INFERENCE)
     predictor = load(args.checkpoint, run_as.device, run_as.clips, run_as.amp)
     app = create_app(predictor, args.max_upload_mb, args.workers)
@@ -43,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (0.0.0.0: every interface)")
-    p.add_argument("--port", type=positive_int, default=8000, help="port to listen on")
+    p.add_argument("--port", type=port_number, default=8000, help="port to listen on (1-65535)")
     p.add_argument("--max-upload-mb", type=positive_float, default=200.0,
                    help="larger uploads are refused with 413")
     p.add_argument("--workers", type=positive_int, default=1,
