@@ -207,3 +207,12 @@ def test_a_host_beyond_loopback_is_warned_about(tmp_path, monkeypatch, capsys):
     assert main(["serve", "--checkpoint", str(ckpt)]) == 0
     assert "no authentication" not in capsys.readouterr().err
     assert served == ["0.0.0.0", "127.0.0.1"]
+
+
+def test_unknown_paths_and_methods_answer_json(client):
+    missing = client.get("/api/nothing")
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "GET /api/nothing: Not Found"}
+    wrong = client.get("/api/predict")
+    assert wrong.status_code == 405 and "POST" in wrong.headers["allow"]
+    assert wrong.json() == {"error": "GET /api/predict: Method Not Allowed"}

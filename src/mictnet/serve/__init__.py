@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -85,6 +86,12 @@ def create_app(predictor: Predictor, max_upload_mb: float = DEFAULT_MAX_UPLOAD_M
             upload.path.unlink(missing_ok=True)
         return JSONResponse(record)
 
+    async def refused(request: Request, exc: HTTPException) -> Response:
+        """404, 405 and the like: JSON as every other error, their headers (``Allow``) kept."""
+        response = error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
+        response.headers.update(exc.headers or {})
+        return response
+
     async def failed(request: Request, exc: Exception) -> Response:
         log.exception("error answering %s", request.url.path, exc_info=exc)
         return error(500, f"internal error: {type(exc).__name__}: {exc}")
@@ -96,4 +103,5 @@ def create_app(predictor: Predictor, max_upload_mb: float = DEFAULT_MAX_UPLOAD_M
 
     routes = [Route("/", page), Route("/api/model", model), Route("/healthz", healthz),
               Route("/api/predict", predict, methods=["POST"])]
-    return Starlette(routes=routes, exception_handlers={Exception: failed}, lifespan=lifespan)
+    return Starlette(routes=routes, exception_handlers={HTTPException: refused, Exception: failed},
+                     lifespan=lifespan)
