@@ -10,7 +10,8 @@ parity of the example's length): all must agree within ``1e-4``.
 The format comes from the output's extension (``.onnx``; ``.pt``, ``.ts``, ``.torchscript``);
 an explicit format may only confirm it. An ONNX model whose weights fit in one protobuf (< 2 GB)
 is one self-contained file; a larger one keeps its weights in ``<out>.data``, and both are named.
-An existing output is never replaced without ``overwrite``.
+An existing output is never replaced without ``overwrite``, and then only once the new file is
+written and checked (in a folder beside it, moved over the old one).
 
 The file carries the clip the model was trained on (its :class:`ClipSpec`, as JSON: the ONNX
 model's metadata ``mictnet.clip``, the TorchScript archive's extra file ``mictnet_clip.json``),
@@ -24,6 +25,9 @@ import contextlib
 import io
 import json
 import logging
+import os
+import shutil
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -235,17 +239,27 @@ def export_checkpoint(checkpoint: str | Path, fmt: str | None, out: str | Path,
     model, meta = load_model(checkpoint, "cpu")
     model = model.float().eval()
     out.parent.mkdir(parents=True, exist_ok=True)
-    for path in replaced:
-        path.unlink()  # a stale weights file must not sit beside a new one-file model
     clip = meta.clip
     example = torch.randn(2, 3, *clip.input_size)  # batch 2: the batch axis stays dynamic
-    if fmt == "onnx":
-        export_onnx(model, example, out, clip)
-        runner = _onnx_runner(out)
-    else:
-        export_torchscript(model, example, out, clip)
-        runner = _torchscript_runner(out)
-    weights = [onnx_data_path(out)] if fmt == "onnx" else []
-    files = [out] + [p for p in weights if p.exists()]
-    return ExportReport(out, fmt, clip.input_size, clip,
-                        check_lengths(model, runner, clip.input_size), files, replaced)
+    # Written and checked in a folder beside ``out``, then moved over the old files: an
+    # interrupt or a full disk leaves the previous export as it was, and no partial file.
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        new = staging / out.name
+        if fmt == "onnx":
+            export_onnx(model, example, new, clip)
+            runner = _onnx_runner(new)
+        else:
+            export_torchscript(model, example, new, clip)
+            runner = _torchscript_runner(new)
+        checks = check_lengths(model, runner, clip.input_size)
+        for path in replaced:
+            path.unlink()  # a stale weights file must not sit beside a new one-file model
+        files = []
+        for path in [new, *([onnx_data_path(new)] if fmt == "onnx" else [])]:
+            if path.exists():
+                os.replace(path, out.parent / path.name)
+                files.append(out.parent / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return ExportReport(out, fmt, clip.input_size, clip, checks, files, replaced)

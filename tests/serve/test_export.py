@@ -198,3 +198,24 @@ def test_plain_onnx_export_with_dynamic_time_axis(tmp_path):
             expected = model(x).numpy()
         got = session.run(None, {"clip": x.numpy()})[0]
         assert abs(got - expected).max() < 1e-4
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, OSError(28, "No space left on device")])
+def test_a_failed_overwrite_keeps_the_previous_export(checkpoint, tmp_path, monkeypatch,
+                                                      failure):
+    """Ctrl-C or a full disk while the new file is written or checked: the old export stays
+    as it was and no partial file is left beside it."""
+    out = tmp_path / "model.pt"
+    out.write_bytes(b"the previous export")
+    real = export.export_torchscript
+
+    def partial(model, example, path, clip=None):
+        real(model, example, path, clip)
+        path.write_bytes(path.read_bytes()[:1000])  # as if the disk filled up mid-write
+        raise failure
+
+    monkeypatch.setattr(export, "export_torchscript", partial)
+    with pytest.raises((KeyboardInterrupt, OSError)):
+        export.export_checkpoint(checkpoint, "torchscript", out, overwrite=True)
+    assert out.read_bytes() == b"the previous export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
