@@ -3,6 +3,7 @@ normalisation folded into first convolutions, file formats, sources per model, c
 
 from __future__ import annotations
 
+import os
 import urllib.error
 
 import pytest
@@ -218,3 +219,18 @@ def test_the_training_config_takes_every_source(tmp_path):
     assert weights_value("kinetics400") == "kinetics400"
     assert weights_value("none") is None
     assert weights_value(str(tmp_path / "w.pth")) == str((tmp_path / "w.pth").resolve())
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo unpickled",))
+
+
+def test_a_malicious_weights_file_is_refused_without_unsafe_advice(tmp_path) -> None:
+    path = tmp_path / "evil.pth"
+    torch.save({"conv1.weight": _Evil()}, path)
+    with pytest.raises(ValueError) as info:
+        weights_module.load_state_dict_file(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: not a safe") and "asks to import" in message
+    assert "weights_only" not in message and "Re-running" not in message

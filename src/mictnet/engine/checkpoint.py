@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from torch import nn
 
 from ..data.clip_spec import ClipSpec
 from ..models import ModelSpec, build_model
+from ..models.weights import refused_import
 
 FORMAT_VERSION = 2  # 2: the clip spec ("clip") instead of "input_size"
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
@@ -196,9 +196,9 @@ def _load_error(path: Path, err: Exception) -> str:
     """Why ``torch.load(weights_only=True)`` refused ``path``, without torch's advice to retry
     unsafely."""
     text = str(err)
-    unsafe = re.search(r"GLOBAL ([\w.]+)", text)
+    unsafe = refused_import(err)
     if unsafe:
-        return (f"{path}: not a safe checkpoint: it asks to import {unsafe.group(1)}; mictnet "
+        return (f"{path}: not a safe checkpoint: it asks to import {unsafe}; mictnet "
                 "loads only tensors and plain values and will not unpickle arbitrary objects")
     with path.open("rb") as f:
         head = f.read(len(ZIP_MAGIC))

@@ -25,6 +25,7 @@ zero padding reaches past the frame's border.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,6 +119,13 @@ def inflate_kernel(weight_2d: Tensor, depth: int) -> Tensor:
     return weight_2d.unsqueeze(2).repeat(1, 1, depth, 1, 1) / depth
 
 
+def refused_import(err: Exception) -> str | None:
+    """The name a pickle asked to import when ``torch.load(weights_only=True)`` refused it
+    (``None`` when that was not why it failed)."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(err))
+    return found.group(1) if found else None
+
+
 def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
     """Read a state dict from ``.pth``/``.pt`` (``weights_only``) or ``.safetensors``; a
     ``{"state_dict": ...}`` or ``{"model": ...}`` wrapper is unwrapped."""
@@ -132,7 +140,11 @@ def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:
-            raise ValueError(f"{path}: not a readable PyTorch state dict ({err})") from err
+            unsafe = refused_import(err)
+            why = (f"it asks to import {unsafe}; mictnet loads only tensors and plain values "
+                   "and will not unpickle arbitrary objects" if unsafe else
+                   f"{type(err).__name__}: {str(err).split('. ')[0]}")
+            raise ValueError(f"{path}: not a safe, readable PyTorch state dict ({why})") from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
