@@ -12,6 +12,7 @@ from mictnet.cli import main
 from mictnet.engine.batching import build_loaders
 from mictnet.engine.finetune import frozen_modules
 from mictnet.engine.presets import check_init_from, preset
+from mictnet.engine.run import train_run
 from mictnet.engine.schedule import build_scheduler
 from mictnet.engine.train import Trainer, build_configured_model, build_optimizer
 from mictnet.engine.train_config import ModelConfig, OptimConfig, ScheduleConfig
@@ -121,6 +122,9 @@ def test_fine_tuning_presets_need_init_from(tmp_path: Path) -> None:
         assert (cfg.schedule.epochs, cfg.schedule.milestones) == (30, [20])
         with pytest.raises(ValueError, match="--init-from RUN/best.pt"):
             check_init_from(cfg)
+        with pytest.raises(ValueError, match="--init-from RUN/best.pt"):  # before any video
+            train_run(cfg, tmp_path / "run")
+        assert not (tmp_path / "run").exists()
 
 
 def test_flags_in_train_help(capsys) -> None:

@@ -24,6 +24,7 @@ from .config_flags import config_flags
 from .distributed import env_dist_info, resolve_device
 from .evaluate import EvalReport, evaluate_model
 from .precision import resolve_amp
+from .presets import check_init_from
 from .resolve import clip_spec, derived
 from .runlog import log as run_log
 from .train import Trainer, TrainResult
@@ -49,6 +50,8 @@ def train_run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) ->
     cfg = derived(cfg)  # the model's clip where the config leaves it unset
     if resume:
         check_resumable(run_dir)
+    else:
+        check_init_from(cfg)  # a fine-tuning preset needs the run it fine-tunes
     clip = clip_spec(cfg)
     train = train_dataset(cfg.data, clip)
     test = test_dataset(cfg.data, clip)

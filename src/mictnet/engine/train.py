@@ -43,7 +43,6 @@ from .evaluate import test_metrics
 from .finetune import batch_norms_eval, freeze_until, frozen_modules, init_from_checkpoint
 from .metrics import topk_correct
 from .precision import autocast, resolve_precision
-from .presets import check_init_from
 from .resolve import clip_spec, derived
 from .rng import capture_rng_state, restore_rng_state, seed_everything
 from .runlog import RunLog, epoch_line, format_seconds, log, summary_lines, write_metrics_csv
@@ -156,8 +155,6 @@ class Trainer:
         self.micro_batch, self.accumulation = loaders.micro_batch, loaders.accumulation
         self.steps_per_epoch = self.sampler.steps_per_epoch
 
-        if not resume:
-            check_init_from(config)
         seed_everything(rt.seed)  # the same initial weights in every process
         model = build_configured_model(config.model, len(self.classes), pretrained=not resume)
         model.to(self.device)
