@@ -59,7 +59,8 @@ def derived(cfg: TrainConfig) -> TrainConfig:
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
     """The configuration of ``--preset``, ``--config``, ``--set`` and the flags given, in that
-    order, with the derived rules; logs the clip and where each of its fields came from."""
+    order, with the derived rules; logs where each clip field came from (the trainer logs the
+    clip itself)."""
     stages: list[tuple[str, TrainConfig]] = []
     cfg = preset(args.preset) if args.preset else TrainConfig()
     stages.append((f"preset {args.preset}" if args.preset else "default", cfg))
@@ -73,9 +74,8 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         cfg = apply_flags(cfg, args, [flag])
         stages.append((flag.option, cfg))
     resolved = derived(cfg)
-    log.info("clip %s (%s)", clip_spec(resolved).describe(),
-             ", ".join(f"{CONFIG_KEYS[f]}: {where}"
-                       for f, where in clip_sources(stages, cfg.model.name).items()))
+    log.info("clip fields from %s", ", ".join(
+        f"{CONFIG_KEYS[f]}: {where}" for f, where in clip_sources(stages, cfg.model.name).items()))
     return resolved
 
 
