@@ -107,7 +107,7 @@ def _products_seconds(a: torch.Tensor, b: torch.Tensor, reps: int) -> float:
     return (time.perf_counter() - start) / reps
 
 
-def time_speedup(dtype: torch.dtype, size: int = 256, rounds: int = 25, reps: int = 2) -> float:
+def time_speedup(dtype: torch.dtype, size: int = 256, rounds: int = 60, reps: int = 2) -> float:
     """Matmul speed of ``dtype`` relative to fp32, robust to a busy machine.
 
     Both run on one thread (with two on a busy core each product can wait a scheduler slice
