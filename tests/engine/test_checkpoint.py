@@ -198,3 +198,28 @@ def test_save_unwraps_ddp_like_wrappers(tmp_path: Path) -> None:
                     CheckpointMeta(model.spec, CLASSES, (8, 32, 32)))
     keys = torch.load(tmp_path / "a.pt", weights_only=True)["state_dict"].keys()
     assert keys == model.state_dict().keys()
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("format_version", "2", "format_version must be an integer"),
+    ("classes", [1, 2, 3], "classes must be a list of class names"),
+    ("model", {"name": "tiny_video_net", "num_classes": "4", "options": {}},
+     "model.num_classes must be a positive integer"),
+    ("model", {"name": "tiny_video_net", "num_classes": 4, "options": {"warp_drive": 9}},
+     "cannot rebuild its model: tiny_video_net has no option"),
+    ("clip", {"frames": 8, "stride": 1, "resize": [10**6, 10**6], "crop": 10**6,
+              "mean": [0.5] * 3, "std": [0.2] * 3}, "clip sizes must be integers in 1..8192"),
+    ("clip", {"frames": 8, "crop": 32, "resize": [40, 40], "crop_pct": 0.9},
+     "clip: unknown clip spec field"),
+    ("epoch", "seven", "epoch must be an integer"),
+])
+def test_a_checkpoint_with_a_bad_field_is_named_by_that_field(tmp_path: Path, field: str,
+                                                              value, message: str) -> None:
+    path = tmp_path / "a.pt"
+    save_tiny(path)
+    ckpt = torch.load(path, weights_only=True)
+    ckpt[field] = value
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match=message) as info:
+        load_model(path)
+    assert str(info.value).startswith(f"{path}: ")

@@ -186,10 +186,61 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise ValueError(_load_error(path, err)) from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{path}: not a mictnet checkpoint (no model description or weights)")
-    if ckpt.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{path}: checkpoint format {ckpt['format_version']} is newer than "
+    version = ckpt.get("format_version", 0)
+    if not _is_int(version):
+        raise ValueError(f"{path}: format_version must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{path}: checkpoint format {version} is newer than "
                          f"this mictnet understands ({FORMAT_VERSION})")
+    problem = _field_problem(ckpt)
+    if problem:
+        raise ValueError(f"{path}: not a valid mictnet checkpoint: {problem}")
     return ckpt
+
+
+MAX_SIDE = 8192  # pixels or frames: larger in a checkpoint's clip is a damaged or hostile file
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _field_problem(ckpt: dict[str, Any]) -> str | None:
+    """What is wrong with the metadata fields of a checkpoint dict (``None``: nothing), so
+    that a damaged or hand-made file is named by field, not by a traceback later."""
+    m = ckpt["model"]
+    if not isinstance(m, dict) or not isinstance(m.get("name"), str):
+        return "model.name must be a string"
+    if not _is_int(m.get("num_classes")) or m["num_classes"] < 1:
+        return f"model.num_classes must be a positive integer, got {m.get('num_classes')!r}"
+    options = m.get("options")
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        return "model.options must be a mapping of option names"
+    classes = ckpt.get("classes")
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        return "classes must be a list of class names (strings)"
+    if "clip" in ckpt:
+        clip = ckpt["clip"]
+        sizes = [clip.get(k) for k in ("frames", "crop")] + list(clip.get("resize") or []) \
+            if isinstance(clip, dict) else [None]
+        if not all(_is_int(v) and 0 < v <= MAX_SIDE for v in sizes):
+            return f"clip sizes must be integers in 1..{MAX_SIDE}, got {clip!r}"
+        try:
+            ClipSpec.from_dict(clip)
+        except (TypeError, ValueError) as err:
+            return f"clip: {err}"
+    else:
+        size = ckpt.get("input_size")
+        if not (isinstance(size, list | tuple) and len(size) == 3
+                and all(_is_int(v) and 0 < v <= MAX_SIDE for v in size)):
+            return f"input_size must be 3 integers in 1..{MAX_SIDE}, got {size!r}"
+    for key in ("epoch", "step"):
+        if not _is_int(ckpt.get(key, 0)):
+            return f"{key} must be an integer, got {ckpt[key]!r}"
+    if not isinstance(ckpt.get("config") or {}, dict) or not isinstance(
+            ckpt.get("metrics") or {}, dict):
+        return "config and metrics must be mappings"
+    return None
 
 
 def _load_error(path: Path, err: Exception) -> str:
@@ -248,6 +299,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"
     if len(meta.classes) != meta.spec.num_classes:
         raise ValueError(f"{path}: {len(meta.classes)} class names for a "
                          f"{meta.spec.num_classes}-class model")
-    model = build_model(meta.spec.name, meta.spec.num_classes, **meta.spec.options)
+    try:
+        model = build_model(meta.spec.name, meta.spec.num_classes, **meta.spec.options)
+    except (TypeError, ValueError) as err:  # an unknown model or option: a newer mictnet's
+        raise ValueError(f"{path}: cannot rebuild its model: {err}") from None
     load_weights(model, ckpt["state_dict"], str(path))
     return model.to(device).eval(), meta
