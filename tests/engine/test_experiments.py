@@ -186,3 +186,16 @@ def test_train_out_refuses_a_folder_with_files_and_overwrite_moves_them_aside(
     assert main([*argv, "--out", str(a_file)]) == 2
     err = capsys.readouterr().err
     assert "is not a folder" in err and "Traceback" not in err
+
+
+def test_resuming_a_run_killed_before_its_first_checkpoint_deletes_the_half_written_one(
+        videos: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "--root", str(videos), "--epochs", "1", *FAST, "--out", str(run)]) == 0
+    for name in ("last.pt", "best.pt"):  # as if killed while writing the first last.pt
+        (run / name).unlink()
+    (run / ".last.pt.k2j3h4.tmp").write_bytes(b"half a checkpoint")
+    assert main(["train", "--resume", str(run)]) == 0
+    [previous] = run.glob("previous-*")
+    assert not list(run.rglob(".*.tmp"))  # deleted, not kept among the earlier files
+    assert (previous / "metrics.csv").is_file() and (run / "last.pt").is_file()

@@ -242,9 +242,13 @@ def _run_files(run_dir: Path) -> list[Path]:
 
 
 def move_aside(run_dir: Path, entries: list[Path] | None = None) -> Path:
-    """Move ``entries`` (default: every file of the run) into a new ``previous-<time>``
-    folder of ``run_dir``; returns it."""
-    entries = _run_files(run_dir) if entries is None else entries
+    """Move ``entries`` (default: every file of the run, after deleting the temp files of a
+    checkpoint write that never finished) into a new ``previous-<time>`` folder of
+    ``run_dir``; returns it."""
+    if entries is None:
+        for path in remove_stale_temp_files(run_dir):
+            log.info("removed %s, a checkpoint write that never finished", path)
+        entries = _run_files(run_dir)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = run_dir / f"{PREVIOUS}{stamp}"
     n = 1
