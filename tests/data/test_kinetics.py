@@ -156,7 +156,8 @@ def test_check_reports_counts_and_missing(tree: Path, capsys) -> None:
     assert "5 of 12 listed videos missing/unreadable, skipped" in out
     assert "train.csv:6: eee: no video file" in out and "validate.csv:3: www" in out
     assert "fff_000002_000012.mkv" in out and "xxx_000004_000014.mp4" in out
-    assert "test.csv:4: nnn" in out and "OK: no problems found" in out
+    assert "test.csv:4: nnn" in out and "OK: no problems found" not in out
+    assert "OK otherwise: no problems beyond the 5 skipped video(s) above" in out
     assert "test             2 no labels" in out
     assert main(["check", "--dataset", "kinetics", "--root", str(tree), "--strict"]) == 1
     assert "5 problem(s)" in capsys.readouterr().out

@@ -76,6 +76,9 @@ class CheckReport:
         if self.problems:
             lines.append(f"{len(self.problems)} problem(s):")
             lines += [f"  {p}" for p in self.problems]
+        elif self.skipped:
+            lines.append(f"OK otherwise: no problems beyond the {len(self.skipped)} skipped "
+                         "video(s) above (they are problems with --strict)")
         else:
             lines.append("OK: no problems found")
         return "\n".join(lines)
