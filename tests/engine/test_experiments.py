@@ -199,3 +199,17 @@ def test_resuming_a_run_killed_before_its_first_checkpoint_deletes_the_half_writ
     [previous] = run.glob("previous-*")
     assert not list(run.rglob(".*.tmp"))  # deleted, not kept among the earlier files
     assert (previous / "metrics.csv").is_file() and (run / "last.pt").is_file()
+
+
+def test_a_batch_the_batch_norms_cannot_train_on_is_refused_before_the_run_folder(
+        videos: Path, tmp_path: Path, capsys) -> None:
+    """MiCT-ResNet-18 on one 8×32² clip per step: its last batch norms see one value per
+    channel. Refused before anything is written, so a plain rerun is not blocked."""
+    run = tmp_path / "run"
+    argv = ["train", "--root", str(videos), "--epochs", "1", *FAST, "--model", "mict_resnet18",
+            "--out", str(run)]
+    assert main([*argv, "--batch-size", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "1 clip(s) per forward pass are too few for mict_resnet18 at 8x32x32" in err
+    assert "raise --batch-size" in err and "Traceback" not in err
+    assert not run.exists() or not any(run.iterdir())

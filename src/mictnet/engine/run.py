@@ -14,9 +14,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
+
 from ..data import Kinetics, VideoDataset
 from ..data.kinetics import Skipped, missing_file, write_missing
-from ..models import get_variant
+from ..models import build_model, get_variant
 from .batching import build_loaders
 from .build_data import eval_dataset, test_dataset, train_dataset
 from .checkpoint import load_checkpoint, load_model, remove_stale_temp_files
@@ -55,8 +57,9 @@ def train_run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) ->
     clip = clip_spec(cfg)
     train = train_dataset(cfg.data, clip)
     test = test_dataset(cfg.data, clip)
-    trainer = Trainer(cfg, run_dir, build_loaders(cfg, train, test), train.classes,
-                      resume=resume)
+    loaders = build_loaders(cfg, train, test)
+    check_micro_batch(cfg, loaders.micro_batch, len(train.classes))
+    trainer = Trainer(cfg, run_dir, loaders, train.classes, resume=resume)
     main = env_dist_info().is_main
     datasets = [d for d in (train, test) if d is not None]
     if main:
@@ -69,6 +72,26 @@ def train_run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) ->
             if _record_skipped(d, run_dir, counts[id(d)]) is None:
                 _warn_bad_videos(d)
     return result
+
+
+def check_micro_batch(cfg: TrainConfig, micro_batch: int, num_classes: int) -> None:
+    """Refuse, before anything is written, a micro-batch the model cannot train on: a batch
+    norm that sees one value per channel (one clip whose features shrink to 1×1×1). Checked
+    with a forward pass on the meta device (shapes only, no arithmetic)."""
+    with torch.device("meta"):
+        model = build_model(cfg.model.name, num_classes, **cfg.model.options()).train()
+        clips = torch.empty(micro_batch, 3, *clip_spec(cfg).input_size)
+    try:
+        model(clips)
+    except Exception as err:  # a model the meta device cannot run is checked by training
+        if not isinstance(err, ValueError) or "more than 1 value per channel" not in str(err):
+            log.debug("micro-batch check skipped: %s", err)
+            return
+        raise ValueError(
+            f"{micro_batch} clip(s) per forward pass are too few for {cfg.model.name} at "
+            f"{'x'.join(map(str, clip_spec(cfg).input_size))}: a batch norm would see one value "
+            "per channel; raise --batch-size (or --micro-batch-size), or use larger clips"
+        ) from None
 
 
 def _record_skipped(dataset: VideoDataset, folder: str | Path, known: int | None = None
