@@ -97,9 +97,13 @@ class Predictor:
         self.precision = resolve_precision(amp, self.device)  # as mict evaluate's --amp
         self.classes = list(meta.classes)
         self.clip: ClipSpec = meta.clip  # the clip the model was trained on
-        self.clip_frames = self.clip.frames
         self.clips = clips
         self.transform: ClipTransform = self.clip.eval_transform()
+
+    @property
+    def clip_frames(self) -> int:
+        """Frames per clip, the training length."""
+        return self.clip.frames
 
     # ------------------------------------------------------------ main answer
 
@@ -170,13 +174,13 @@ class Predictor:
                   step_seconds: float, bar: tqdm) -> list[TimelineStep]:
         steps = max(1, math.ceil(frames / fps / step_seconds - 1e-9))
         bar.reset(total=steps)
+        stride = self.clip.stride  # a window reads every stride-th frame
+        span = length * stride
         out = []
         for i in range(steps):
             centre = (i + 0.5) * step_seconds * fps
-            stride = self.clip.stride  # a window reads every stride-th frame
-            span = length * stride
             start = min(max(round(centre - span / 2), 0), max(frames - span, 0))
-            indices = [start + i for i in looped_indices(0, length, -(-(frames - start) // stride),
+            indices = [start + k for k in looped_indices(0, length, -(-(frames - start) // stride),
                                                          stride)]
             clip = self.transform(torch.from_numpy(windows.read(indices)))
             p, c = self._probabilities(clip.unsqueeze(0))[0].max(dim=0)

@@ -56,6 +56,12 @@ class ClipSpec:
                  for k, v in changes.items() if v is not None}
         return replace(self, **given)
 
+    def with_data(self, data: Any) -> ClipSpec:
+        """This spec with the clip fields a training config's data section sets
+        (:data:`CONFIG_KEYS`; unset ones, ``None``, keep this spec's)."""
+        return self.overridden(**{field: getattr(data, key.split(".")[1])
+                                  for field, key in CONFIG_KEYS.items()})
+
     def train_transform(self, flip: bool = True, jitter: float = 0.5) -> ClipTransform:
         """The published training augmentation at this spec's size and statistics."""
         return ClipTransform(True, self.crop, self.resize, flip, jitter, self.mean, self.std)

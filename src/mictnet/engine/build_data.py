@@ -18,7 +18,7 @@ def _root(cfg: DataConfig) -> str:
 
 def _spec(cfg: DataConfig, clip: ClipSpec | None) -> ClipSpec:
     """``clip``, else the recipe's spec with the sizes ``cfg`` sets."""
-    return clip or ClipSpec().overridden(frames=cfg.frames, crop=cfg.crop_size, resize=cfg.resize)
+    return clip or ClipSpec().with_data(cfg)
 
 
 def _common(cfg: DataConfig) -> dict:

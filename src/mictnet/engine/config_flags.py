@@ -110,29 +110,33 @@ def _add_flag(group: argparse._ArgumentGroup, flag: ConfigFlag) -> None:
                            help=f"{'' if value else 'no '}{text} ({flag.key}={_yaml(value)})",
                            **common)
         return
-    allowed = choices(flag.annotation)
-    scalar = type(allowed[0]) if allowed else _optional_of(flag.annotation)
-    if flag.short and (meta["parse"] or scalar in (int, float, str)):
-        parse = meta["parse"] or scalar  # typed, as a plain flag
-        action = group.add_argument(
-            flag.option, type=parse, choices=allowed,
-            metavar=meta["metavar"] or (None if allowed else _metavar(parse)),
-            help=f"{text} ({flag.key}, default {_DEFAULT})", **common)
+    typed = _typed(meta, flag.annotation)
+    if flag.short and (meta["parse"] or typed["type"] in (int, float, str)):  # a plain flag
+        action = group.add_argument(flag.option, **typed,
+                                    help=f"{text} ({flag.key}, default {_DEFAULT})", **common)
     elif typing.get_origin(_optional_of(flag.annotation)) in (list, tuple):
         action = group.add_argument(
             flag.option, type=_yaml_value, nargs="+", action=_ListValue, metavar="VALUE",
             help=f"{text}: values, or one YAML list (default {_DEFAULT})", **common)
     else:  # a YAML value, as in --set
+        allowed = typed["choices"]
         action = group.add_argument(
             flag.option, type=_yaml_value,
             metavar="{" + ",".join(map(str, allowed)) + "}" if allowed else
             _metavar(flag.annotation), help=f"{text} (default {_DEFAULT})", **common)
     action.help_template = action.help
-    _show_default(action, _field_default(flag))
+    _show_default(action, _field_default(flag.field))
 
 
-def _field_default(flag: ConfigFlag) -> Any:
-    f = flag.field
+def _typed(meta: Any, annotation: Any) -> dict[str, Any]:
+    """``type``, ``choices`` and ``metavar`` of a typed flag for a schema field."""
+    allowed = choices(annotation)
+    parse = meta["parse"] or (type(allowed[0]) if allowed else _optional_of(annotation))
+    return {"type": parse, "choices": allowed,
+            "metavar": meta["metavar"] or (None if allowed else _metavar(parse))}
+
+
+def _field_default(f: dataclasses.Field) -> Any:
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
@@ -169,7 +173,7 @@ def add_section_flags(p: argparse.ArgumentParser, cls: type, names: tuple[str, .
     for name in names:
         f = fields[name]
         meta = f.metadata
-        default = (defaults or {}).get(name, f.default)
+        default = (defaults or {}).get(name, _field_default(f))
         shown = (default_text or {}).get(name) or ("none" if default is None else _yaml(default))
         text = meta["help"] if name in required or "(default" in meta["help"] else \
             f"{meta['help']} (default: {shown})"
@@ -179,10 +183,7 @@ def add_section_flags(p: argparse.ArgumentParser, cls: type, names: tuple[str, .
         if annotation is bool:
             p.add_argument(option, dest=name, action="store_true", default=default, help=text)
             continue
-        allowed = choices(annotation)
-        parse = meta["parse"] or (type(allowed[0]) if allowed else _optional_of(annotation))
-        p.add_argument(option, dest=name, type=parse, choices=allowed, default=default,
-                       metavar=meta["metavar"] or (None if allowed else _metavar(parse)),
+        p.add_argument(option, dest=name, **_typed(meta, annotation), default=default,
                        required=name in required, help=text)
 
 

@@ -34,8 +34,7 @@ def model_clip_spec(model: str) -> ClipSpec:
 
 def clip_spec(cfg: TrainConfig) -> ClipSpec:
     """The clip of a training configuration: the model's, with the data fields it sets."""
-    return model_clip_spec(cfg.model.name).overridden(
-        **{spec: getattr(cfg.data, name) for spec, name in _DATA_FIELD.items()})
+    return model_clip_spec(cfg.model.name).with_data(cfg.data)
 
 
 def with_synthetic_flip(cfg: DataConfig) -> DataConfig:

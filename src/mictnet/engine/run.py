@@ -78,9 +78,10 @@ def check_micro_batch(cfg: TrainConfig, micro_batch: int, num_classes: int) -> N
     """Refuse, before anything is written, a micro-batch the model cannot train on: a batch
     norm that sees one value per channel (one clip whose features shrink to 1×1×1). Checked
     with a forward pass on the meta device (shapes only, no arithmetic)."""
+    size = clip_spec(cfg).input_size
     with torch.device("meta"):
         model = build_model(cfg.model.name, num_classes, **cfg.model.options()).train()
-        clips = torch.empty(micro_batch, 3, *clip_spec(cfg).input_size)
+        clips = torch.empty(micro_batch, 3, *size)
     try:
         model(clips)
     except Exception as err:  # a model the meta device cannot run is checked by training
@@ -89,7 +90,7 @@ def check_micro_batch(cfg: TrainConfig, micro_batch: int, num_classes: int) -> N
             return
         raise ValueError(
             f"{micro_batch} clip(s) per forward pass are too few for {cfg.model.name} at "
-            f"{'x'.join(map(str, clip_spec(cfg).input_size))}: a batch norm would see one value "
+            f"{'x'.join(map(str, size))}: a batch norm would see one value "
             "per channel; raise --batch-size (or --micro-batch-size), or use larger clips"
         ) from None
 
@@ -306,9 +307,8 @@ def evaluate_checkpoint(checkpoint: str | Path, *, dataset: str | None = None,
         changes["cache"] = None  # prepared frames belong to the training videos
     if dataset is not None and dataset != "list":
         changes["list_root"] = None  # the training list's folder
-    clip = meta.clip
-    data = replace(trained.data, frames=clip.frames, crop_size=clip.crop, resize=clip.resize,
-                   **changes)
+    clip = meta.clip  # the checkpoint's, whatever its training config's data fields say
+    data = replace(trained.data, **changes)
     if frames is None:
         frames = clip.frames
     whole = mode == "video" and frames == 0
