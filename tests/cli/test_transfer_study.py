@@ -13,6 +13,8 @@ import pytest
 
 from mictnet.cli import main
 from mictnet.data.synthetic import SynthConfig, generate_dataset
+from mictnet.engine import transfer
+from mictnet.engine.config_flags import section_from_args
 from mictnet.tools import transfer_study
 
 # the source: the four time-reversed pairs, 288 training clips; the target: two of those pairs
@@ -23,27 +25,30 @@ QUIET = ["--set", "runtime.tensorboard=false", "--set", "runtime.progress=false"
 MODEL = "mict_resnet18"
 
 
-def parse(*argv: str) -> argparse.Namespace:
+def parse(*argv: str) -> transfer.StudyConfig:
+    """The study the command line ``argv`` asks for."""
     parser = argparse.ArgumentParser()
     transfer_study.register(parser.add_subparsers())
-    return parser.parse_args(["transfer-study", "--source-root", "/data/K400",
+    args = parser.parse_args(["transfer-study", "--source-root", "/data/K400",
                               "--target-root", "/data/UCF-101", *argv])
+    return section_from_args(args, transfer.StudyConfig)
 
 
 def test_published_recipe_runs() -> None:
-    args = parse("--set", "data.workers=2", "--source-set", "schedule.epochs=3")
-    source = transfer_study.source_config(args, "resnet3d_18")
+    args = parse("--set", "data.workers=2", "--source-set", "schedule.epochs=3", "--set",
+                 "optim.momentum=0.8")
+    source = transfer.source_config(args, "resnet3d_18")
     assert (source.preset, source.model.name, source.model.pretrained) == (
         "r3d18-kinetics400", "resnet3d_18", "imagenet")
     assert (source.data.dataset, source.data.root) == ("kinetics", "/data/K400")
-    assert (source.data.workers, source.schedule.epochs) == (2, 3)
-    direct = transfer_study.target_config(args, "resnet3d_18", "direct", 2, 5)
+    assert (source.data.workers, source.schedule.epochs, source.optim.momentum) == (2, 3, 0.8)
+    direct = transfer.target_config(args, "resnet3d_18", "direct", 2, 5)
     assert (direct.preset, direct.model.pretrained, direct.model.init_from) == (
         "r3d18-ucf101", "imagenet", None)
     assert (direct.data.dataset, direct.data.root, direct.data.split) == (
         "ucf101", "/data/UCF-101", 2)
     assert (direct.runtime.seed, direct.data.workers, direct.schedule.epochs) == (5, 2, 90)
-    tuned = transfer_study.target_config(args, "mict_resnet18", "via-source", 3, 0,
+    tuned = transfer.target_config(args, "mict_resnet18", "via-source", 3, 0,
                                          Path("/runs/source/last.pt"))
     assert (tuned.preset, tuned.model.init_from, tuned.optim.backbone_lr_mult) == (
         "mict18-ucf101-from-k400", "/runs/source/last.pt", 0.1)
@@ -51,9 +56,9 @@ def test_published_recipe_runs() -> None:
 
 def test_pretrained_none_and_the_demo_recipe_for_any_model() -> None:
     args = parse("--recipe", "demo", "--pretrained", "none", "--source-dataset", "ucf101")
-    source = transfer_study.source_config(args, "resnet2d_18")
-    direct = transfer_study.target_config(args, "resnet2d_18", "direct", 1, 0)
-    tuned = transfer_study.target_config(args, "resnet2d_18", "via-source", 1, 0, Path("s.pt"))
+    source = transfer.source_config(args, "resnet2d_18")
+    direct = transfer.target_config(args, "resnet2d_18", "direct", 1, 0)
+    tuned = transfer.target_config(args, "resnet2d_18", "via-source", 1, 0, Path("s.pt"))
     assert {c.preset for c in (source, direct, tuned)} == {"demo-quick"}
     assert {c.model.name for c in (source, direct, tuned)} == {"resnet2d_18"}
     assert source.model.pretrained is direct.model.pretrained is None
@@ -120,14 +125,14 @@ def test_the_tables_and_the_bar_chart(study: tuple[Path, list[str]], outcome_see
         (MODEL, "direct", "scratch", 3), (MODEL, "via-source", "scratch → source", 3)]
     assert all(t["params_m"] > 0 and t["frames_per_s"] > 0 for t in table)
     assert [(r["arm"], r["seed"], r["num_samples"]) for r in summary["runs"]] == [
-        (arm, seed, 24) for seed in seeds for arm in transfer_study.ARMS]
+        (arm, seed, 24) for seed in seeds for arm in transfer.ARMS]
     markdown = (out / "transfer.md").read_text()
     for t in table:
         row = f"| {MODEL} | {t['init']} | 3 | {100 * t['top1_mean']:.1f} ± "
         assert row in markdown
     assert "frames/s (cpu)" in markdown and "better in" in markdown
     assert (out / "transfer.png").read_bytes()[:4] == b"\x89PNG"
-    for arm in transfer_study.ARMS:
+    for arm in transfer.ARMS:
         assert (out / MODEL / arm / f"split1-seed{seeds[-1]}" / "eval-clip" /
                 "report.json").is_file()
 

@@ -174,7 +174,7 @@ def add_section_flags(p: argparse.ArgumentParser, cls: type, names: tuple[str, .
         f = fields[name]
         meta = f.metadata
         default = (defaults or {}).get(name, _field_default(f))
-        shown = (default_text or {}).get(name) or ("none" if default is None else _yaml(default))
+        shown = (default_text or {}).get(name) or _shown(default)
         text = meta["help"] if name in required or "(default" in meta["help"] else \
             f"{meta['help']} (default: {shown})"
         text = text.replace("%", "%%")
@@ -183,8 +183,21 @@ def add_section_flags(p: argparse.ArgumentParser, cls: type, names: tuple[str, .
         if annotation is bool:
             p.add_argument(option, dest=name, action="store_true", default=default, help=text)
             continue
+        if typing.get_origin(annotation) is list:  # --models A B, or --set X --set Y
+            (item,) = typing.get_args(annotation)
+            p.add_argument(option, dest=name, nargs="+", action=_Repeated,
+                           **_typed(meta, item), default=default, required=name in required,
+                           help=text)
+            continue
         p.add_argument(option, dest=name, **_typed(meta, annotation), default=default,
                        required=name in required, help=text)
+
+
+def _shown(default: Any) -> str:
+    """A default as a flag's help shows it: lists as the values one would type."""
+    if isinstance(default, list):
+        return " ".join(map(str, default)) or "none"
+    return "none" if default is None else _yaml(default)
 
 
 def section_from_args(args: argparse.Namespace, cls: type,
@@ -193,6 +206,18 @@ def section_from_args(args: argparse.Namespace, cls: type,
     ``names`` (default: every field the arguments hold); the others keep their defaults."""
     names = names or tuple(f.name for f in dataclasses.fields(cls))
     return cls(**{k: v for k, v in vars(args).items() if k in names})
+
+
+class _Repeated(argparse.Action):
+    """A list flag of a section: its values replace the default, and a repeated flag adds to
+    the values given before it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        given = getattr(namespace, self.dest) if getattr(namespace, f"{self.dest}\0", False) \
+            else []
+        setattr(namespace, self.dest, [*given, *values])
+        setattr(namespace, f"{self.dest}\0", True)
 
 
 class _ListValue(argparse.Action):
