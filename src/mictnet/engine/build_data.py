@@ -25,6 +25,10 @@ def _common(cfg: DataConfig) -> dict:
     return {"skip_bad": cfg.skip_bad, "cache": cfg.cache, "strict": cfg.strict}
 
 
+def _modality(spec: ClipSpec) -> dict:
+    return {"modality": spec.modality} if spec.modality != "rgb" else {}
+
+
 def train_dataset(cfg: DataConfig, clip: ClipSpec | None = None) -> VideoDataset:
     """Training clips with the full augmentation at ``clip``'s size (seeded per sample by the
     trainer)."""
@@ -32,7 +36,8 @@ def train_dataset(cfg: DataConfig, clip: ClipSpec | None = None) -> VideoDataset
     return build_dataset(cfg.dataset, _root(cfg), cfg.split, True, splits_dir=cfg.splits_dir,
                          list_root=cfg.list_root, frames=spec.frames, mode="clip", flip=cfg.flip,
                          max_stride=cfg.max_stride,
-                         transform=spec.train_transform(True, cfg.jitter), **_common(cfg))
+                         transform=spec.train_transform(True, cfg.jitter), **_common(cfg),
+                         **_modality(spec))
 
 
 def test_dataset(cfg: DataConfig, clip: ClipSpec | None = None) -> VideoDataset | None:
@@ -68,7 +73,7 @@ def eval_dataset(cfg: DataConfig, *, mode: str = "clip", frames: int | None = 16
         options = {"mode": "multiclip", "num_clips": clips, "frames": frames}
     else:
         options = {"mode": mode, "frames": frames}
-    options |= {"stride": spec.stride, "transform": spec.eval_transform()}
+    options |= {"stride": spec.stride, "transform": spec.eval_transform(), **_modality(spec)}
     if cfg.dataset in ("folder", "list"):
         if not cfg.test_root:
             return None
