@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..data import VideoDataset, build_dataset
 from ..data.clip_spec import ClipSpec
 from .train_config import DataConfig
@@ -82,3 +84,17 @@ def eval_dataset(cfg: DataConfig, *, mode: str = "clip", frames: int | None = 16
     return build_dataset(cfg.dataset, _root(cfg), split or cfg.split, False,
                          splits_dir=cfg.splits_dir, list_root=cfg.list_root, flip=False,
                          **options, **_common(cfg))
+
+
+def training_videos(cfg: DataConfig, clip: ClipSpec) -> VideoDataset:
+    """The training split's videos read as the test protocol reads them (the first frames,
+    centre crop, no augmentation): what score fusion chooses its weights on, never the test
+    split."""
+    spec = _spec(cfg, clip)
+    dataset = build_dataset(cfg.dataset, _root(cfg), cfg.split, True, splits_dir=cfg.splits_dir,
+                            list_root=cfg.list_root, frames=spec.frames, mode="clip",
+                            flip=False, stride=spec.stride, transform=spec.eval_transform(),
+                            **_common(cfg), **_modality(spec))
+    dataset.sampler = replace(dataset.sampler, train=False)  # the training list, test sampling
+    dataset.train = False
+    return dataset
