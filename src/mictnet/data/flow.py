@@ -192,6 +192,8 @@ def flow_problem(source: str, target: str | Path, frames: int | None = None) -> 
         return str(err)
     if any(header.get(k) != v for k, v in source_stamp(source).items()):
         return f"{target}: written from an older version of {source} (run mict prepare again)"
+    if header.get("entries") != 2 * (header["frames"] - 1):
+        return f"{target}: damaged header (run mict prepare again)"
     if frames is not None and header["frames"] != frames:
         return (f"{target}: flow of {header['frames']} frames but {source} has {frames} "
                 "(run mict prepare again)")
@@ -203,7 +205,8 @@ def _is_current(source: str, target: Path, wanted: dict) -> bool:
         header = read_flow_header(target)
     except (OSError, VideoError):
         return False
-    return all(header.get(k) == v for k, v in (wanted | source_stamp(source)).items())
+    whole = header.get("entries") == 2 * (header.get("frames", 0) - 1)
+    return whole and all(header.get(k) == v for k, v in (wanted | source_stamp(source)).items())
 
 
 def _flow_one(job: tuple[str, str, str, tuple[int, int], float, int]
