@@ -161,7 +161,8 @@ def run_fuse(args: argparse.Namespace, run: InferenceConfig) -> int:
     report = fuse_runs(*args.fuse, weights=fusion_weights(args.fusion_weights),
                        batch_size=run.batch_size, workers=run.workers, device=run.device,
                        amp=run.amp)
-    out = Path(args.out) if args.out else Path(args.fuse[0]).resolve().parent / "eval-fused"
+    rgb = Path(args.fuse[0])
+    out = Path(args.out) if args.out else (rgb if rgb.is_dir() else rgb.parent) / "eval-fused"
     json_path = report.save(out)
     print(report.table(), end="")
     print(f"report: {json_path}, {out / 'fusion.md'}\npredictions (fused): "
@@ -359,7 +360,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fuse", nargs=2, metavar=("RUN_RGB", "RUN_FLOW"),
                    help="two-stream late fusion: score an RGB and a flow checkpoint (or run "
                         "folders) on the same test videos and write one report (rgb, flow, "
-                        "fused rows) to --out (default RUN_RGB/../eval-fused)")
+                        "fused rows) to --out (default: eval-fused beside RUN_RGB's checkpoint)")
     p.add_argument("--weights", dest="fusion_weights", nargs="+", metavar="W",
                    help="--fuse: rgb and flow score weights, e.g. 1 1.5 (MMAction2's "
                         "coefficients), or auto (the default): chosen on the training split's "
