@@ -143,7 +143,8 @@ def test_a_new_variant_is_one_row(monkeypatch):
                      {"imagenet": "resnet18"}))
     assert "mict_resnet18_k3" in list_models("mict")
     assert get_variant("mict_resnet18_k3").defaults == {
-        "temporal_stride": 16, "first_kernel_depth": 3, "dropout": 0.5, "pretrained": None}
+        "temporal_stride": 16, "first_kernel_depth": 3, "dropout": 0.5, "in_channels": 3,
+        "pretrained": None}
     model = on_meta("mict_resnet18_k3", 7, temporal_stride=4)
     assert model.config.first_kernel_depth == 3 and model.config.temporal_stride == 4
     assert model.spec.options == {"temporal_stride": 4}

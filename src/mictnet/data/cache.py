@@ -35,7 +35,7 @@ def cache_path(cache_dir: str | Path, relative: str) -> Path:
     return Path(cache_dir) / (relative + SUFFIX)
 
 
-def _source_stamp(source: str | Path) -> dict:
+def source_stamp(source: str | Path) -> dict:
     stat = os.stat(source)
     return {"source_size": stat.st_size, "source_mtime_ns": stat.st_mtime_ns}
 
@@ -57,35 +57,45 @@ def write_prepared(source: str | Path, target: str | Path, size: tuple[int, int]
         if not ok:
             raise VideoError(source, "JPEG encoding failed", "unreadable")
         encoded.append(data.tobytes())
-    header = json.dumps({"frames": len(encoded), "fps": info.fps, "width": size[0],
-                         "height": size[1], "quality": quality, **_source_stamp(source)}).encode()
-    offsets = np.cumsum([0] + [len(e) for e in encoded], dtype=np.uint64)
+    write_container(target, MAGIC, {"frames": len(encoded), "fps": info.fps, "width": size[0],
+                                    "height": size[1], "quality": quality,
+                                    **source_stamp(source)}, encoded)
+    return info
+
+
+def write_container(target: str | Path, magic: bytes, header: dict, blobs: Sequence[bytes]
+                    ) -> None:
+    """``magic``, the JSON ``header``, ``len(blobs) + 1`` offsets and the ``blobs``, written to
+    a temp file and renamed (a crash leaves no partial file). ``header["entries"]`` holds the
+    blob count where it is not ``header["frames"]``."""
+    data = json.dumps(header).encode()
+    offsets = np.cumsum([0] + [len(b) for b in blobs], dtype=np.uint64)
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
     with open(tmp, "wb") as f:
-        f.write(MAGIC + struct.pack("<I", len(header)) + header + offsets.tobytes())
-        for data in encoded:
-            f.write(data)
+        f.write(magic + struct.pack("<I", len(data)) + data + offsets.tobytes())
+        for blob in blobs:
+            f.write(blob)
     os.replace(tmp, target)
-    return info
 
 
-def read_header(path: str | Path) -> dict:
+def read_header(path: str | Path, magic: bytes = MAGIC) -> dict:
     """The JSON header of a prepared file (raises :class:`VideoError` when it is not one)."""
     with open(path, "rb") as f:
-        return _header(f, path)[0]
+        return read_container(f, path, magic)[0]
 
 
-def _header(f, path: str | Path) -> tuple[dict, np.ndarray]:
+def read_container(f, path: str | Path, magic: bytes = MAGIC) -> tuple[dict, np.ndarray]:
+    """The header and blob offsets of a file :func:`write_container` wrote."""
     start = f.read(12)
-    if len(start) < 12 or start[:8] != MAGIC:
+    if len(start) < 12 or start[:8] != magic:
         raise VideoError(path, "not a prepared-frames file (run mict prepare again)",
                          "unreadable")
     (length,) = struct.unpack("<I", start[8:])
     try:
         header = json.loads(f.read(length))
-        count = int(header["frames"])
+        count = int(header.get("entries", header["frames"]))
     except (ValueError, KeyError) as err:
         raise VideoError(path, f"damaged header ({err})", "unreadable") from None
     offsets = np.frombuffer(f.read(8 * (count + 1)), np.uint64)
@@ -104,7 +114,7 @@ class PreparedReader:
         except FileNotFoundError:
             raise VideoError(path, "no prepared frames (run mict prepare)", "missing") from None
         try:
-            header, self._offsets = _header(self._file, path)
+            header, self._offsets = read_container(self._file, path)
         except VideoError:
             self._file.close()
             raise
@@ -162,7 +172,7 @@ def _is_current(source: str, target: Path, size: tuple[int, int], quality: int) 
         header = read_header(target)
     except (OSError, VideoError):
         return False
-    wanted = {"width": size[0], "height": size[1], "quality": quality, **_source_stamp(source)}
+    wanted = {"width": size[0], "height": size[1], "quality": quality, **source_stamp(source)}
     return all(header.get(k) == v for k, v in wanted.items())
 
 
@@ -195,14 +205,15 @@ def prepare_videos(videos: Sequence[tuple[str, str]], cache_dir: str | Path,
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             results = pool.map(_prepare_one, jobs, chunksize=4)
-            _collect(report, results, bar)
+            collect_results(report, results, bar)
     else:
-        _collect(report, map(_prepare_one, jobs), bar)
+        collect_results(report, map(_prepare_one, jobs), bar)
     bar.close()
     return report
 
 
-def _collect(report: PrepareReport, results, bar: tqdm) -> None:
+def collect_results(report: PrepareReport, results, bar: tqdm) -> None:
+    """Count ``(frames, failure, warning)`` results into ``report``, one bar step each."""
     for frames, problem, warning in results:
         if problem:
             report.failed.append(problem)

@@ -3,6 +3,7 @@ malformed, duplicate and mislabelled entries."""
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 from collections import Counter
@@ -11,9 +12,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .cache import cache_path, read_header
 from .catalog import DATASETS
 from .datasets import UNLABELLED
 from .decode import VideoError, VideoReader
+from .flow import SUFFIX as FLOW_SUFFIX
+from .flow import flow_path, flow_problem
 from .kinetics import (
     SPLITS,
     KineticsSamples,
@@ -142,15 +146,17 @@ def check_video(path: str, full: bool = False) -> tuple[int | None, str | None]:
 
 def check_dataset(name: str, root: str | Path, split: int | None = None,
                   splits_dir: str | Path | None = None, *, list_root: str | Path | None = None,
-                  full: bool = False, strict: bool = False, progress: bool = True
-                  ) -> CheckReport:
+                  full: bool = False, strict: bool = False, progress: bool = True,
+                  cache: str | Path | None = None) -> CheckReport:
     """Check a dataset's lists and every video in them (all three splits unless ``split``).
 
     ``root`` is the video root (for ``list``: the list file; videos under ``list_root``,
     default its folder).
     Videos are opened and their first and last frames decoded (a truncated file is a problem);
     ``full`` decodes every frame. Kinetics videos that are missing or do not open are
-    ``skipped`` (as training skips them), or with ``strict`` problems.
+    ``skipped`` (as training skips them), or with ``strict`` problems. With ``cache`` (a
+    ``mict prepare --out`` folder) every video's prepared frames and, where the cache holds
+    optical flow, its flow must be there, current and of the video's frame count.
     """
     root = Path(root)
     report = CheckReport(name, str(root))
@@ -182,6 +188,9 @@ def check_dataset(name: str, root: str | Path, split: int | None = None,
         for path, _ in parsed.samples:
             paths.setdefault(str(video_root / path))
     frame_counts = []
+    if cache is not None and not Path(cache).is_dir():
+        report.problems.append(f"{cache}: no such cache folder")
+        cache = None
     for path in tqdm(paths, desc="checking videos", unit="video", disable=not progress):
         if not os.path.exists(path):
             report.problems.append(f"{path}: listed but no such file")
@@ -191,8 +200,36 @@ def check_dataset(name: str, root: str | Path, split: int | None = None,
             (report.skipped if skips and frames is None else report.problems).append(problem)
         if frames:
             frame_counts.append(frames)
+            if cache is not None:
+                report.problems += cache_problems(path, os.path.relpath(path, video_root), cache,
+                                                  frames)
     report.videos = len(paths)
     if frame_counts:
         report.frames = {"min": min(frame_counts), "median": statistics.median(frame_counts),
                          "max": max(frame_counts)}
     return report
+
+
+def cache_problems(source: str, relative: str, cache: str | Path, frames: int) -> list[str]:
+    """What is wrong with the prepared frames and (where ``cache`` holds any) the optical flow of
+    the video ``source`` of ``frames`` frames."""
+    found = []
+    target = cache_path(cache, relative)
+    try:
+        header = read_header(target)
+        if header["frames"] != frames:
+            found.append(f"{target}: {header['frames']} prepared frames but {source} has "
+                         f"{frames} (run mict prepare again)")
+    except FileNotFoundError:
+        found.append(f"{target}: no prepared frames for {source} (run mict prepare)")
+    except VideoError as err:
+        found.append(str(err))
+    if _has_flow(cache):
+        problem = flow_problem(source, flow_path(cache, relative), frames)
+        found += [problem] if problem else []
+    return found
+
+
+@functools.cache
+def _has_flow(cache: str | Path) -> bool:
+    return next(Path(cache).rglob(f"*{FLOW_SUFFIX}"), None) is not None

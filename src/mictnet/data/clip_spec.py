@@ -10,9 +10,12 @@ spec, from which evaluation, ``predict``, ``export`` and ``serve`` build their t
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, Literal
 
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, RESIZE, ClipTransform
+from .transforms import FLOW_MEAN, FLOW_STD, IMAGENET_MEAN, IMAGENET_STD, RESIZE, ClipTransform
+
+MODALITIES = ("rgb", "flow")
+CHANNELS = {"rgb": 3, "flow": 2}
 
 #: The spec fields a training config may override, with the config key of each.
 CONFIG_KEYS = {"frames": "data.frames", "crop": "data.crop_size", "resize": "data.resize"}
@@ -25,15 +28,17 @@ class ClipSpec:
     ``stride``: frames between two sampled frames at test time (1: consecutive). ``resize`` is
     width, height before the crop; ``crop`` the square crop's side; ``mean``/``std`` normalise
     RGB in [0, 1] (pretrained weights trained on other statistics are folded into these, see
-    :mod:`mictnet.models.weights`).
+    :mod:`mictnet.models.weights`). ``modality``: ``rgb`` frames or ``flow`` (optical flow x, y
+    from ``mict prepare --flow``; two mean/std values).
     """
 
     frames: int = 16
     stride: int = 1
     resize: tuple[int, int] = RESIZE
     crop: int = 160
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    modality: Literal["rgb", "flow"] = "rgb"
 
     def __post_init__(self) -> None:
         for name in ("frames", "stride", "crop"):
@@ -41,9 +46,26 @@ class ClipSpec:
                 raise ValueError(f"clip {name} must be positive, got {getattr(self, name)}")
         if len(self.resize) != 2 or min(self.resize) < 1:
             raise ValueError(f"clip resize must be a positive width, height; got {self.resize}")
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ValueError(f"clip mean and std need 3 values (std > 0); got {self.mean}, "
-                             f"{self.std}")
+        if self.modality not in MODALITIES:
+            raise ValueError(f"clip modality must be one of {MODALITIES}, got {self.modality!r}")
+        c = self.in_channels
+        if len(self.mean) != c or len(self.std) != c or min(self.std) <= 0:
+            raise ValueError(f"clip mean and std need {c} values for {self.modality} (std > 0); "
+                             f"got {self.mean}, {self.std}")
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels of the model: 3 (RGB) or 2 (optical flow)."""
+        return CHANNELS[self.modality]
+
+    def for_modality(self, modality: str) -> ClipSpec:
+        """This spec reading ``modality``: flow takes :data:`FLOW_MEAN`/:data:`FLOW_STD`; the
+        same spec when it already reads it."""
+        if modality == self.modality:
+            return self
+        if modality == "flow":
+            return replace(self, modality="flow", mean=FLOW_MEAN, std=FLOW_STD)
+        return replace(self, modality="rgb", mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
     @property
     def input_size(self) -> tuple[int, int, int]:
@@ -58,9 +80,11 @@ class ClipSpec:
 
     def with_data(self, data: Any) -> ClipSpec:
         """This spec with the clip fields a training config's data section sets
-        (:data:`CONFIG_KEYS`; unset ones, ``None``, keep this spec's)."""
-        return self.overridden(**{field: getattr(data, key.split(".")[1])
+        (:data:`CONFIG_KEYS`; unset ones, ``None``, keep this spec's) and its modality
+        (``data.modality`` ``flow``: optical flow)."""
+        spec = self.overridden(**{field: getattr(data, key.split(".")[1])
                                   for field, key in CONFIG_KEYS.items()})
+        return spec.for_modality("flow" if getattr(data, "modality", "rgb") == "flow" else "rgb")
 
     def train_transform(self, flip: bool = True, jitter: float = 0.5) -> ClipTransform:
         """The published training augmentation at this spec's size and statistics."""
@@ -87,5 +111,6 @@ class ClipSpec:
         """One line: ``16×160² of 256×192, stride 1, mean/std ImageNet``."""
         stats = "ImageNet" if (self.mean, self.std) == (IMAGENET_MEAN, IMAGENET_STD) else \
             f"{self.mean}/{self.std}"
-        return (f"{self.frames}×{self.crop}² of {self.resize[0]}×{self.resize[1]}, stride "
+        flow = "optical flow, " if self.modality == "flow" else ""
+        return (f"{flow}{self.frames}×{self.crop}² of {self.resize[0]}×{self.resize[1]}, stride "
                 f"{self.stride}, mean/std {stats}")

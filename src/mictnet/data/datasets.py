@@ -2,9 +2,9 @@
 by name: :mod:`.catalog`).
 
 Items are ``(clip, label)``: ``clip`` a float tensor ``3×T×H×W`` (``K×3×T×H×W`` in multiclip
-mode), ``label`` an int. Construction reads the split/list files and ``os.stat``-s every video, so
-malformed lines, unknown classes, unsafe paths and missing or empty files fail at once, in the
-main process; nothing is decoded until an item is asked for.
+mode; ``2×...`` for ``modality="flow"``), ``label`` an int. Construction reads the split/list
+files and ``os.stat``-s every video, so malformed lines, unknown classes, unsafe paths and missing
+or empty files fail at once, in the main process; nothing is decoded until an item is asked for.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from torch.utils.data import Dataset
 
 from .cache import PreparedReader, cache_path
 from .decode import VideoError, VideoReader
+from .flow import FlowReader, flow_path
 from .sampling import ClipSampler
 from .splits import SampleList, official_split, parse_video_list, scan_video_folder
-from .transforms import RESIZE, eval_transform, train_transform
+from .transforms import FLOW_MEAN, FLOW_STD, RESIZE, ClipTransform, eval_transform, train_transform
 
 BAD_REASONS = ("missing", "empty", "unreadable", "no-frames", "truncated", "bad-request")
 MAX_REPLACEMENTS = 20
@@ -41,7 +42,9 @@ class ClipOptions:
     item, see :class:`mictnet.engine.batching.SeededItems`). ``cache``: read the frames that
     ``mict prepare`` wrote to that folder instead of decoding the videos. ``transform`` replaces
     the built-in one; it is called as
-    ``transform(uint8 T×H×W×3 tensor, flip=bool, generator=None)``.
+    ``transform(uint8 T×H×W×3 tensor, flip=bool, generator=None)``. ``modality="flow"``: read
+    the optical flow ``mict prepare --flow`` wrote to ``cache`` (``T×H×W×2``) instead of frames,
+    the same frames and augmentation draws as RGB (a flip negates x; see :mod:`.transforms`).
     """
 
     frames: int | None = 16
@@ -57,6 +60,7 @@ class ClipOptions:
     seek: bool = True
     cache: str | Path | None = None
     transform: Callable[..., torch.Tensor] | None = None
+    modality: str = "rgb"
 
     @classmethod
     def from_kwargs(cls, options: dict) -> ClipOptions:
@@ -79,8 +83,16 @@ class VideoDataset(Dataset):
         opts = self.options
         self.sampler = ClipSampler(opts.frames, opts.mode, train, opts.num_clips,
                                    opts.max_stride, opts.stride)
+        if opts.modality not in ("rgb", "flow"):
+            raise ValueError(f"modality must be rgb or flow, got {opts.modality!r}")
+        if opts.modality == "flow" and opts.cache is None:
+            raise ValueError("optical flow is read from a cache: run mict prepare --flow dis "
+                             "--out DIR and pass --cache DIR (cache=DIR)")
         if opts.transform is not None:
             self.transform = opts.transform
+        elif opts.modality == "flow":
+            self.transform = ClipTransform(train, opts.crop_size, tuple(opts.resize), True,
+                                           0.0, FLOW_MEAN, FLOW_STD)
         elif train:
             self.transform = train_transform(opts.crop_size, opts.resize, True, opts.jitter)
         else:
@@ -126,14 +138,19 @@ class VideoDataset(Dataset):
         return kept
 
     def _prepared_paths(self, cache: str | Path) -> dict[str, str]:
-        """Prepared file of every sample; missing ones fail here, in the main process."""
-        prepared = {path: str(cache_path(cache, os.path.relpath(path, self.root)))
+        """Prepared file (frames, or flow) of every sample; missing ones fail here, in the main
+        process."""
+        flow = self.options.modality == "flow"
+        where = flow_path if flow else cache_path
+        prepared = {path: str(where(cache, os.path.relpath(path, self.root)))
                     for path, _ in self.samples}
         missing = [p for p in prepared.values() if not os.path.isfile(p)]
         if missing:
+            what, run = ("optical flow", "mict prepare --flow dis") if flow else \
+                ("prepared frames", "mict prepare")
             raise FileNotFoundError(
-                f"{len(missing)} of {len(prepared)} videos have no prepared frames in {cache} "
-                f"(run mict prepare with --out {cache}), e.g. {missing[0]}")
+                f"{len(missing)} of {len(prepared)} videos have no {what} in {cache} "
+                f"(run {run} with --out {cache}), e.g. {missing[0]}")
         return prepared
 
     def __len__(self) -> int:
@@ -176,7 +193,12 @@ class VideoDataset(Dataset):
              ) -> torch.Tensor:
         """Decode, sample and transform the clip(s) of one video."""
         prepared = self._prepared.get(path)
-        reader = PreparedReader(prepared) if prepared else VideoReader(path, seek=self.options.seek)
+        if self.options.modality == "flow":
+            reader = FlowReader(prepared)
+        elif prepared:
+            reader = PreparedReader(prepared)
+        else:
+            reader = VideoReader(path, seek=self.options.seek)
         with reader:
             if self.sampler.whole_video:
                 clips = [reader.read_all()]

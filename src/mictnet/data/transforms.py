@@ -8,6 +8,11 @@ aspect ratio kept within 2/3..3/2) at a corner or the centre, resize the crop to
 centre crop ``crop_size``. Both normalise with ``mean`` and ``std`` (default ImageNet's; a model's
 own are in its :class:`~mictnet.data.clip_spec.ClipSpec`) and return float32 ``3×T×crop×crop``.
 
+Optical flow (``T×H×W×2`` uint8 x, y from :mod:`.flow`, two ``mean``/``std`` values, default
+:data:`FLOW_MEAN`, :data:`FLOW_STD`: uint8 127.5 is zero motion) takes the same crop and flip
+draws as RGB, so a flow clip and an RGB clip of one seed are aligned; a flip negates x (``255 -
+x``, exact around 127.5); no colour jitter.
+
 The crop is taken from the original frames at the matching place and resized once (the same
 result as resizing twice, up to rounding), so full frames are never resized or converted to
 float.
@@ -22,6 +27,8 @@ from torch import nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+FLOW_MEAN = (0.5, 0.5)  # of uint8 flow / 255: zero motion is 0
+FLOW_STD = (0.5, 0.5)  # ±bound maps to ±1
 RESIZE = (256, 192)  # the published recipe: width, height of the frames before cropping
 CROP_SCALES = (128 / 192, 144 / 192, 160 / 192, 176 / 192, 1.0)  # of the resized height
 MAX_ASPECT = 1.5
@@ -38,7 +45,8 @@ def _choice(n: int, generator: torch.Generator | None) -> int:
 
 @dataclass(frozen=True)
 class ClipTransform:
-    """uint8 ``T×H×W×3`` clip -> normalised float32 ``3×T×crop×crop``.
+    """uint8 ``T×H×W×C`` clip -> normalised float32 ``C×T×crop×crop`` (``C = len(mean)``: 3 for
+    RGB, 2 for optical flow).
 
     Call with ``flip=False`` to forbid the flip for one clip (classes that mirroring changes) and
     ``generator`` for reproducible draws.
@@ -49,10 +57,18 @@ class ClipTransform:
     resize: tuple[int, int] = RESIZE  # width, height
     flip: bool = True
     jitter: float = 0.5
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+
+    @property
+    def channels(self) -> int:
+        """3 (RGB) or 2 (optical flow x, y)."""
+        return len(self.mean)
 
     def __post_init__(self) -> None:
+        if self.channels not in (2, 3) or len(self.std) != self.channels:
+            raise ValueError(f"mean and std need 3 values (RGB) or 2 (optical flow); got "
+                             f"{self.mean}, {self.std}")
         width, height = self.resize
         if min(width, height, self.crop_size) < 1:
             raise ValueError(f"sizes must be positive: resize={self.resize}, "
@@ -82,8 +98,9 @@ class ClipTransform:
 
     def __call__(self, clip: torch.Tensor, *, flip: bool | None = None,
                  generator: torch.Generator | None = None) -> torch.Tensor:
-        if clip.dtype != torch.uint8 or clip.ndim != 4 or clip.shape[-1] != 3:
-            raise ValueError(f"expected a uint8 T×H×W×3 clip, got {clip.dtype} "
+        c = self.channels
+        if clip.dtype != torch.uint8 or clip.ndim != 4 or clip.shape[-1] != c:
+            raise ValueError(f"expected a uint8 T×H×W×{c} clip, got {clip.dtype} "
                              f"{tuple(clip.shape)}")
         frames = clip.permute(0, 3, 1, 2)  # T×3×H×W view, channels-last memory
         src_h, src_w = frames.shape[-2:]
@@ -97,13 +114,15 @@ class ClipTransform:
         flip_draw = _rand(generator) if self.train else 1.0
         if flip_draw < 0.5 and (self.flip if flip is None else flip):
             out = out.flip(-1)
-        x = torch.empty((3, *out.shape[:1], *size), dtype=torch.float32)
+            if c == 2:  # mirrored motion: x flow negated
+                out = torch.cat([255 - out[:, :1], out[:, 1:]], dim=1)
+        x = torch.empty((c, *out.shape[:1], *size), dtype=torch.float32)
         x.copy_(out.permute(1, 0, 2, 3))  # to planar float in one pass
-        if self.train and self.jitter > 0:
+        if self.train and self.jitter > 0 and c == 3:
             self._jitter(x, generator)
         scale = 1 / (255 * torch.tensor(self.std))
         shift = -torch.tensor(self.mean) / torch.tensor(self.std)
-        return x.mul_(scale.view(3, 1, 1, 1)).add_(shift.view(3, 1, 1, 1))
+        return x.mul_(scale.view(c, 1, 1, 1)).add_(shift.view(c, 1, 1, 1))
 
     def _jitter(self, x: torch.Tensor, generator: torch.Generator | None) -> None:
         """Brightness, contrast and saturation, in place on a float ``3×T×H×W`` clip in [0, 255].

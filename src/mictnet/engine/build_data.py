@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..data import VideoDataset, build_dataset
 from ..data.clip_spec import ClipSpec
 from .train_config import DataConfig
@@ -25,6 +27,10 @@ def _common(cfg: DataConfig) -> dict:
     return {"skip_bad": cfg.skip_bad, "cache": cfg.cache, "strict": cfg.strict}
 
 
+def _modality(spec: ClipSpec) -> dict:
+    return {"modality": spec.modality} if spec.modality != "rgb" else {}
+
+
 def train_dataset(cfg: DataConfig, clip: ClipSpec | None = None) -> VideoDataset:
     """Training clips with the full augmentation at ``clip``'s size (seeded per sample by the
     trainer)."""
@@ -32,7 +38,8 @@ def train_dataset(cfg: DataConfig, clip: ClipSpec | None = None) -> VideoDataset
     return build_dataset(cfg.dataset, _root(cfg), cfg.split, True, splits_dir=cfg.splits_dir,
                          list_root=cfg.list_root, frames=spec.frames, mode="clip", flip=cfg.flip,
                          max_stride=cfg.max_stride,
-                         transform=spec.train_transform(True, cfg.jitter), **_common(cfg))
+                         transform=spec.train_transform(True, cfg.jitter), **_common(cfg),
+                         **_modality(spec))
 
 
 def test_dataset(cfg: DataConfig, clip: ClipSpec | None = None) -> VideoDataset | None:
@@ -68,7 +75,7 @@ def eval_dataset(cfg: DataConfig, *, mode: str = "clip", frames: int | None = 16
         options = {"mode": "multiclip", "num_clips": clips, "frames": frames}
     else:
         options = {"mode": mode, "frames": frames}
-    options |= {"stride": spec.stride, "transform": spec.eval_transform()}
+    options |= {"stride": spec.stride, "transform": spec.eval_transform(), **_modality(spec)}
     if cfg.dataset in ("folder", "list"):
         if not cfg.test_root:
             return None
@@ -77,3 +84,17 @@ def eval_dataset(cfg: DataConfig, *, mode: str = "clip", frames: int | None = 16
     return build_dataset(cfg.dataset, _root(cfg), split or cfg.split, False,
                          splits_dir=cfg.splits_dir, list_root=cfg.list_root, flip=False,
                          **options, **_common(cfg))
+
+
+def training_videos(cfg: DataConfig, clip: ClipSpec) -> VideoDataset:
+    """The training split's videos read as the test protocol reads them (the first frames,
+    centre crop, no augmentation): what score fusion chooses its weights on, never the test
+    split."""
+    spec = _spec(cfg, clip)
+    dataset = build_dataset(cfg.dataset, _root(cfg), cfg.split, True, splits_dir=cfg.splits_dir,
+                            list_root=cfg.list_root, frames=spec.frames, mode="clip",
+                            flip=False, stride=spec.stride, transform=spec.eval_transform(),
+                            **_common(cfg), **_modality(spec))
+    dataset.sampler = replace(dataset.sampler, train=False)  # the training list, test sampling
+    dataset.train = False
+    return dataset

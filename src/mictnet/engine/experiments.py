@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import logging
 import statistics
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .distributed import barrier, env_dist_info
 from .evaluate import EvalReport
+from .fusion import STREAMS, FusionReport, fuse_runs
+from .resolve import derived
 from .run import claim_run_dir, evaluate_checkpoint, run_status, save_report, train_run
 from .train_config import TrainConfig
 
@@ -60,6 +63,49 @@ def train_and_evaluate(cfg: TrainConfig, run_dir: Path, weights: str = "final"
     save_report(report, run_dir / "eval-clip")
     barrier()
     return report
+
+
+def train_and_fuse(cfg: TrainConfig, folder: Path, weights: str = "final",
+                   fusion: tuple[float, float] | None = None) -> FusionReport | None:
+    """Train an RGB run (``folder/rgb``) and a flow run (``folder/flow``) of ``cfg`` (its
+    ``data.cache`` must hold the flow), evaluate both and fuse their scores (``fusion``:
+    weights, ``None``: chosen on the training split), saved in ``folder/eval-fused``; ``None``
+    in the other processes of a distributed run."""
+    if not cfg.data.cache:
+        raise ValueError("two streams need the optical flow: mict prepare --flow dis --out DIR, "
+                         "then --cache DIR")
+    paths = []
+    for modality in ("rgb", "flow"):
+        stream = replace(cfg, data=replace(cfg.data, modality=modality))
+        train_and_evaluate(derived(stream), folder / modality, weights)
+        paths.append(folder / modality / ("last.pt" if weights == "final" else "best.pt"))
+    if not env_dist_info().is_main:
+        return None
+    report = fuse_runs(*paths, weights=fusion, workers=cfg.data.workers,
+                       device=cfg.runtime.device, amp=cfg.runtime.amp,
+                       progress=cfg.runtime.progress)
+    report.save(folder / "eval-fused")
+    return report
+
+
+def fused_crossval_table(name: str, reports: dict[int, FusionReport]) -> str:
+    """The Markdown table of a two-stream cross-validation: rgb, flow and fused rows (mean ±
+    std over splits), then every split's."""
+    lines = [f"| {name} | splits | top-1 (%) | top-5 (%) | mean class acc. (%) |",
+             "|---|---|---|---|---|"]
+    for stream in STREAMS:
+        got = [r.metrics[stream] for r in reports.values()]
+        lines.append(f"| {stream} | {len(got)} | {percent_pm([m.top1 for m in got])} | "
+                     f"{percent_pm([m.top5 for m in got])} | "
+                     f"{percent_pm([m.mean_class_accuracy for m in got])} |")
+    lines += ["", "| split | weights rgb : flow | rgb top-1 (%) | flow top-1 (%) | "
+              "fused top-1 (%) | test videos |", "|---|---|---|---|---|---|"]
+    for split, r in reports.items():
+        m = r.metrics
+        lines.append(f"| {split} | {r.weights[0]:g} : {r.weights[1]:g} ({r.weights_from}) | "
+                     + " | ".join(f"{100 * m[s].top1:.1f}" for s in STREAMS)
+                     + f" | {m['fused'].num_samples} |")
+    return "\n".join(lines) + "\n"
 
 
 def crossval_table(name: str, rows: list[dict[str, Any]], cost: dict[str, float],

@@ -204,9 +204,14 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def input_channels(model: nn.Module) -> int:
+    """The channels of ``model``'s input clips: its config's ``in_channels`` (3 without one)."""
+    return getattr(getattr(model, "config", None), "in_channels", 3)
+
+
 def count_flops(model: nn.Module, input_size: tuple[int, int, int]) -> int:
     """FLOPs (2 × multiply-accumulates) of one forward pass on one clip, by torch's counter."""
-    clip = torch.zeros(1, 3, *input_size)
+    clip = torch.zeros(1, input_channels(model), *input_size)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model.eval()(clip)
     return counter.get_total_flops()
@@ -228,7 +233,7 @@ def activation_bytes_per_clip(model: nn.Module, input_size: tuple[int, int, int]
     """
     device = torch.device(device)
     model = model.to(device).train()
-    clips = torch.randn(batch, 3, *input_size, device=device)
+    clips = torch.randn(batch, input_channels(model), *input_size, device=device)
     not_activations = {clips.untyped_storage().data_ptr()}
     not_activations |= {p.untyped_storage().data_ptr() for p in model.parameters()}
     seen: dict[int, int] = {}
@@ -256,9 +261,9 @@ def prepare_model(name: str, num_classes: int, dtype: str, channels_last: bool, 
 
 
 def make_clip(batch: int, input_size: tuple[int, int, int], dtype: str, channels_last: bool,
-              device: str) -> torch.Tensor:
-    """A random ``batch×3×T×H×W`` clip (channels-last-3d when asked)."""
-    clip = torch.randn(batch, 3, *input_size, device=device).to(DTYPES[dtype])
+              device: str, channels: int = 3) -> torch.Tensor:
+    """A random ``batch×channels×T×H×W`` clip (channels-last-3d when asked)."""
+    clip = torch.randn(batch, channels, *input_size, device=device).to(DTYPES[dtype])
     return clip.contiguous(memory_format=torch.channels_last_3d) if channels_last else clip
 
 
@@ -291,7 +296,8 @@ def cpu_memory_here(probe: MemoryProbe, threads: int) -> tuple[float, float]:
     start = _rss_bytes()
     model = prepare_model(probe.model, probe.num_classes, probe.dtype, probe.channels_last,
                           "cpu", **probe.options)
-    clip = make_clip(1, probe.input_size, probe.dtype, probe.channels_last, "cpu")
+    clip = make_clip(1, probe.input_size, probe.dtype, probe.channels_last, "cpu",
+                     probe.options.get("in_channels", 3))
     gc.collect()
     ready = _rss_bytes()
     if not _reset_peak_rss():
@@ -309,7 +315,8 @@ def _cuda_memory(probe: MemoryProbe, device: str) -> tuple[float, float]:
     start = torch.cuda.memory_allocated(device)
     model = prepare_model(probe.model, probe.num_classes, probe.dtype, probe.channels_last,
                           device, **probe.options)
-    clip = make_clip(1, probe.input_size, probe.dtype, probe.channels_last, device)
+    clip = make_clip(1, probe.input_size, probe.dtype, probe.channels_last, device,
+                     probe.options.get("in_channels", 3))
     ready = torch.cuda.memory_allocated(device)
     with torch.inference_mode():
         model(clip)
@@ -535,7 +542,8 @@ def _model_timed(s: BenchmarkSettings, layouts: list[tuple[str, bool]]) -> list[
                 model = prepare_model(name, s.num_classes, dtype, cl, s.device, fused,
                                       **s.model_options)
                 for batch in s.batches:
-                    clip = make_clip(batch, s.input_size, dtype, cl, s.device)
+                    clip = make_clip(batch, s.input_size, dtype, cl, s.device,
+                                     s.model_options.get("in_channels", 3))
                     timed.append(Timed((name, dtype, cl, fused, batch),
                                        _forward(model, clip), float(batch * s.input_size[0])))
     return timed

@@ -49,11 +49,15 @@ def with_synthetic_flip(cfg: DataConfig) -> DataConfig:
 
 def derived(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with the derived rules applied (idempotent): every clip field set (from the
-    model's spec where unset) and the synthetic flip rule."""
+    model's spec where unset), the synthetic flip rule and, for flow data, a model of 2 input
+    channels (where ``model.in_channels`` is unset)."""
     spec = clip_spec(cfg)
     data = replace(cfg.data, **{name: getattr(spec, field)
                                 for field, name in _DATA_FIELD.items()})
-    return replace(cfg, data=with_synthetic_flip(data))
+    model = cfg.model
+    if cfg.data.modality == "flow" and model.in_channels is None:
+        model = replace(model, in_channels=spec.in_channels)
+    return replace(cfg, data=with_synthetic_flip(data), model=model)
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:

@@ -49,6 +49,9 @@ def train_run(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) ->
     videos that failed to decode meanwhile).
     """
     get_variant(cfg.model.name)  # an unknown model is named before any video is opened
+    if cfg.data.modality == "both":
+        raise ValueError("data.modality both is two runs (mict crossval --modality both); "
+                         "train one stream at a time: --modality rgb or --modality flow")
     cfg = derived(cfg)  # the model's clip where the config leaves it unset
     if resume:
         check_resumable(run_dir)
@@ -81,7 +84,7 @@ def check_micro_batch(cfg: TrainConfig, micro_batch: int, num_classes: int) -> N
     size = clip_spec(cfg).input_size
     with torch.device("meta"):
         model = build_model(cfg.model.name, num_classes, **cfg.model.options()).train()
-        clips = torch.empty(micro_batch, 3, *size)
+        clips = torch.empty(micro_batch, clip_spec(cfg).in_channels, *size)
     try:
         model(clips)
     except Exception as err:  # a model the meta device cannot run is checked by training
@@ -303,7 +306,7 @@ def evaluate_checkpoint(checkpoint: str | Path, *, dataset: str | None = None,
                if v is not None}
     if dataset in ("folder", "list") and root is not None:
         changes["test_root"] = root
-    if dataset is not None or root is not None:
+    if (dataset is not None or root is not None) and meta.clip.modality == "rgb":
         changes["cache"] = None  # prepared frames belong to the training videos
     if dataset is not None and dataset != "list":
         changes["list_root"] = None  # the training list's folder

@@ -89,6 +89,8 @@ class ModelConfig:
         None, "start from another run's checkpoint (e.g. RUN/best.pt) trained on other classes: "
               "every tensor whose name and shape fit is copied, the classifier starts fresh "
               "(replaces --pretrained)", flag="init-from", metavar="CHECKPOINT", parse=path_value)
+    in_channels: int | None = option(
+        None, "input channels (none: from data.modality, 3 for rgb, 2 for flow)")
     freeze_until: Literal["stem", "layer1", "layer2", "layer3", "layer4"] | None = option(
         None, "no gradients for the entrance and the stages up to this one; their BatchNorms "
               "keep their running statistics", flag="freeze-until")
@@ -104,6 +106,8 @@ class ModelConfig:
             opts["temporal_stride"] = self.temporal_stride
         if self.first_kernel_depth is not None:
             opts["first_kernel_depth"] = self.first_kernel_depth
+        if self.in_channels is not None:
+            opts["in_channels"] = self.in_channels
         return opts
 
 
@@ -126,6 +130,10 @@ class DataConfig:
                                     metavar="DIR", parse=path_value)
     cache: str | None = option(None, "frames pre-decoded by mict prepare (faster loading)",
                                flag="cache", metavar="DIR", parse=path_value)
+    modality: Literal["rgb", "flow", "both"] = option(
+        "rgb", "rgb frames, or flow: the optical flow mict prepare --flow wrote to --cache (the "
+               "model takes 2 input channels); both: mict crossval trains an rgb and a flow run "
+               "per split and fuses their scores", flag="modality")
     frames: int | None = option(None, "frames per clip (none: the model's clip spec)",
                                 flag="frames")
     crop_size: int | None = option(None, "crop side in pixels (none: the model's clip spec)",

@@ -97,16 +97,18 @@ class MiCTStage(nn.Module):
 
 
 class MiCTResNet(VideoClassifier):
-    """MiCT-ResNet: input ``N×3×D×H×W``, output logits ``N×num_classes``, for any ``D``."""
+    """MiCT-ResNet: input ``N×C×D×H×W`` (``C``: ``in_channels``), output logits ``N×num_classes``,
+    for any ``D``."""
 
     def __init__(self, config: MiCTConfig) -> None:
         super().__init__()
         self.config = config
         block = _BLOCKS[config.block]
         # Entrance MiCT block; the 2D part keeps torchvision's names (conv1, bn1).
-        self.conv1, self.bn1, self.relu, self.maxpool = resnet_stem(dims=2)
+        self.conv1, self.bn1, self.relu, self.maxpool = resnet_stem(2, config.in_channels)
         self.mict3d = LookaheadConv3dBranch(  # the 3D max-pool is fast on channels-last input
-            3, 64, (config.first_kernel_depth, 7, 7), (1, 2, 2), nn.MaxPool3d(3, 2, padding=1)
+            config.in_channels, 64, (config.first_kernel_depth, 7, 7), (1, 2, 2),
+            nn.MaxPool3d(3, 2, padding=1)
         )
         plan = zip(stages(config.layers, block.expansion), config.stage_temporal_strides,
                    strict=True)

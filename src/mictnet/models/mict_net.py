@@ -104,13 +104,14 @@ class MiCTNet(VideoClassifier):
     def __init__(self, config: MiCTNetConfig) -> None:
         super().__init__()
         self.config = config
-        add_conv_bn(self, "conv1_7x7_s2", 3, 64, 7, 2, 3)
+        add_conv_bn(self, "conv1_7x7_s2", config.in_channels, 64, 7, 2, 3)
         add_conv_bn(self, "conv2_3x3_reduce", 64, 64, 1)
         add_conv_bn(self, "conv2_3x3", 64, 192, 3, 1, 1)
         for spec in INCEPTIONS:
             add_inception(self, spec)
         self.mict3d = nn.ModuleList(
-            LookaheadConv3dBranch(t.inplanes, t.planes, t.kernel, t.stride,
+            LookaheadConv3dBranch(config.in_channels if t.beside == "conv1" else t.inplanes,
+                                  t.planes, t.kernel, t.stride,
                                   nn.MaxPool3d((1, 3, 3), (1, 2, 2), ceil_mode=True)
                                   if t.pool else None)
             for t in TUBES

@@ -27,7 +27,8 @@ CACHE_BYTES = 32 * 2**20
 
 
 class VideoClassifier(nn.Module):
-    """A clip classifier: ``forward(x) = head(features(x))`` for clips ``N×3×T×H×W``.
+    """A clip classifier: ``forward(x) = head(features(x))`` for clips ``N×C×T×H×W`` (``C``:
+    its config's ``in_channels``, 3 for RGB, 2 for optical flow).
 
     Subclasses define ``features`` and the ``dropout`` and ``fc`` modules that the head uses.
     """
@@ -69,7 +70,7 @@ class PlainResNet(VideoClassifier):
         super().__init__()
         self.config = config
         block = self.blocks[config.block]
-        self.conv1, self.bn1, self.relu, self.maxpool = resnet_stem(self.dims)
+        self.conv1, self.bn1, self.relu, self.maxpool = resnet_stem(self.dims, config.in_channels)
         for name, inplanes, planes, count, stride in stages(config.layers, block.expansion):
             layers = residual_blocks(block, inplanes, planes, count, stride, self.dims)
             self.add_module(name, nn.Sequential(*layers))
@@ -78,13 +79,16 @@ class PlainResNet(VideoClassifier):
         init_weights(self)
 
 
-def resnet_stem(dims: Dims) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
+def resnet_stem(dims: Dims, in_channels: int = 3
+                ) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
     """``conv1, bn1, relu, maxpool``: torchvision's 7×7 entrance, or its 3D form (Hara et al.:
-    7×7×7 with stride (1, 2, 2), 3×3×3 max-pool with stride 2)."""
+    7×7×7 with stride (1, 2, 2), 3×3×3 max-pool with stride 2), on ``in_channels`` (3: RGB, 2:
+    optical flow)."""
+    c = in_channels
     if dims == 2:
-        conv, bn, pool = nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d, nn.MaxPool2d
+        conv, bn, pool = nn.Conv2d(c, 64, 7, 2, 3, bias=False), nn.BatchNorm2d, nn.MaxPool2d
     else:
-        conv, bn, pool = nn.Conv3d(3, 64, 7, (1, 2, 2), 3, bias=False), nn.BatchNorm3d, nn.MaxPool3d
+        conv, bn, pool = nn.Conv3d(c, 64, 7, (1, 2, 2), 3, bias=False), nn.BatchNorm3d, nn.MaxPool3d
     return conv, bn(64), nn.ReLU(inplace=True), pool(3, stride=2, padding=1)
 
 

@@ -20,13 +20,14 @@ class MiCTConfig:
     temporal_stride: Literal[4, 16] = 16
     first_kernel_depth: Literal[3, 5, 7] = 7
     dropout: float = 0.5
+    in_channels: int = 3
 
     def __post_init__(self) -> None:
         if self.temporal_stride not in (4, 16):
             raise ValueError(f"temporal_stride must be 4 or 16, got {self.temporal_stride}")
         if self.first_kernel_depth not in (3, 5, 7):
             raise ValueError(f"first_kernel_depth must be 3, 5 or 7, got {self.first_kernel_depth}")
-        _check_common(self.num_classes, self.dropout)
+        _check_common(self.num_classes, self.dropout, self.in_channels)
 
     @property
     def stage_temporal_strides(self) -> tuple[int, int, int, int]:
@@ -42,9 +43,10 @@ class ResNetConfig:
     layers: Layers = (2, 2, 2, 2)
     num_classes: int = 101
     dropout: float = 0.5
+    in_channels: int = 3
 
     def __post_init__(self) -> None:
-        _check_common(self.num_classes, self.dropout)
+        _check_common(self.num_classes, self.dropout, self.in_channels)
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,10 @@ class VideoResNetConfig:
     convs: ConvsName = "3d"
     num_classes: int = 101
     dropout: float = 0.5
+    in_channels: int = 3
 
     def __post_init__(self) -> None:
-        _check_common(self.num_classes, self.dropout)
+        _check_common(self.num_classes, self.dropout, self.in_channels)
 
 
 @dataclass(frozen=True)
@@ -68,9 +71,10 @@ class MiCTNetConfig:
 
     num_classes: int = 101
     dropout: float = 0.5
+    in_channels: int = 3
 
     def __post_init__(self) -> None:
-        _check_common(self.num_classes, self.dropout)
+        _check_common(self.num_classes, self.dropout, self.in_channels)
 
 
 #: What ``build_model`` builds from: one of the family configurations above.
@@ -86,7 +90,10 @@ class ModelSpec:
     options: dict = field(default_factory=dict)
 
 
-def _check_common(num_classes: int, dropout: float) -> None:
+def _check_common(num_classes: int, dropout: float, in_channels: int) -> None:
+    if in_channels < 1:
+        raise ValueError(f"in_channels must be positive (3: RGB, 2: optical flow), got "
+                         f"{in_channels}")
     if num_classes < 1:
         raise ValueError(f"num_classes must be positive, got {num_classes}")
     if not 0.0 <= dropout < 1.0:

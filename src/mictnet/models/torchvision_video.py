@@ -30,6 +30,11 @@ class TorchvisionVideoResNet(VideoClassifier, tv.VideoResNet):
                          config.num_classes)
         self.config = config
         self.dropout = nn.Dropout1d(config.dropout)
+        if config.in_channels != 3:  # torchvision's stems take RGB: their first conv, rebuilt
+            first = self.stem[0]
+            self.stem[0] = nn.Conv3d(config.in_channels, first.out_channels, first.kernel_size,
+                                     first.stride, first.padding, bias=False)
+            nn.init.kaiming_normal_(self.stem[0].weight, mode="fan_out", nonlinearity="relu")
 
     def features(self, x: Tensor) -> Tensor:
         """Feature maps ``N×C×T×h×w`` before the head."""

@@ -20,6 +20,10 @@ minus a mean; the Kinetics models: Kinetics mean and std) gets that difference f
 first convolution: filters scaled per input channel, the constant shift added to its bias or
 taken from the running mean of the batch norm after it. Exact except where the convolution's
 zero padding reaches past the frame's border.
+
+A model of other input (``in_channels=2``: optical flow) starts the TSN way (Wang et al., ECCV
+2016, "cross-modality pre-training"): the first convolution's RGB filters averaged over their
+three channels and replicated over the model's; no normalisation is folded.
 """
 
 from __future__ import annotations
@@ -104,19 +108,28 @@ class TransferReport:
     inflated: list[str] = field(default_factory=list)
     fresh: list[str] = field(default_factory=list)
     adapted: list[str] = field(default_factory=list)
+    cross_modality: list[str] = field(default_factory=list)  # RGB filters averaged (TSN)
 
     def summary(self) -> str:
         adapted = (f"; input normalisation folded into {', '.join(self.adapted)}"
                    if self.adapted else "")
+        cross = (f"; RGB filters averaged over their 3 channels and replicated (TSN) in "
+                 f"{', '.join(self.cross_modality)}" if self.cross_modality else "")
         return (
             f"{len(self.copied)} tensors copied, {len(self.inflated)} inflated to 3D, "
-            f"{len(self.fresh)} left fresh{adapted}"
+            f"{len(self.fresh)} left fresh{adapted}{cross}"
         )
 
 
 def inflate_kernel(weight_2d: Tensor, depth: int) -> Tensor:
     """Repeat a ``O×I×H×W`` kernel ``depth`` times along a new time axis and divide by ``depth``."""
     return weight_2d.unsqueeze(2).repeat(1, 1, depth, 1, 1) / depth
+
+
+def cross_modality_kernel(weight: Tensor, channels: int) -> Tensor:
+    """TSN's cross-modality initialisation: an RGB kernel ``O×3×...`` averaged over its input
+    channels and replicated ``channels`` times (``O×channels×...``, e.g. 2 for optical flow)."""
+    return weight.mean(dim=1, keepdim=True).expand(-1, channels, *weight.shape[2:]).contiguous()
 
 
 def refused_import(err: Exception) -> str | None:
@@ -228,10 +241,13 @@ def transfer_weights(model: nn.Module, source: dict[str, Tensor],
     """
     file = file or weight_file("imagenet", "resnet18")
     source = dict(source)
-    report = TransferReport(adapted=adapt_first_conv(source, file, target))
+    state = model.state_dict()
+    first = state.get(f"{file.first_conv}.weight")
+    rgb_input = first is None or first.shape[1] == 3  # else flow: TSN's cross-modality init
+    report = TransferReport(adapted=adapt_first_conv(source, file, target) if rgb_input else [])
     keep_classifier = (file.action_classes is not None
                        and file.action_classes == model.fc.out_features)
-    target = model.state_dict()
+    target = state
     problems: list[str] = []
     unexpected = [k for k in source if k not in target and not k.startswith(file.classifier)]
     if unexpected:
@@ -241,6 +257,10 @@ def transfer_weights(model: nn.Module, source: dict[str, Tensor],
         src = source.get(key)
         if src is not None and src.dim() == dst.dim() + 1 and src.shape[0] == 1:
             src = src[0]  # Caffe conversions store batch norms as 1×C
+        if (src is not None and src.dim() in (dst.dim(), dst.dim() - 1) and src.dim() >= 4
+                and src.shape[1] == 3 and dst.shape[1] != 3):
+            src = cross_modality_kernel(src, dst.shape[1])
+            report.cross_modality.append(key)
         if src is None or (key.startswith(CLASSIFIER_PREFIX) and not keep_classifier):
             report.fresh.append(key)
         elif src.shape == dst.shape:

@@ -1,4 +1,5 @@
-"""``mict check`` (check a dataset's lists and videos) and ``mict prepare`` (pre-decode frames)."""
+"""``mict check`` (check a dataset's lists and videos) and ``mict prepare`` (pre-decode frames,
+optical flow)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from ..data.cache import prepare_videos
 from ..data.checks import check_dataset, dataset_lists
+from ..data.flow import BOUND, METHODS, flow_estimator, prepare_flow
 from ..data.transforms import RESIZE
 from ..engine.arg_types import frame_size, positive_int
 from ..engine.config_flags import add_section_flags, field_choices
@@ -31,7 +33,7 @@ def run_check(args: argparse.Namespace) -> int:
     require_root(args)
     report = check_dataset(args.dataset, args.root, args.split, args.splits_dir,
                            list_root=args.list_root, full=args.full, strict=args.strict,
-                           progress=not args.json)
+                           progress=not args.json, cache=args.cache)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -49,15 +51,26 @@ def run_prepare(args: argparse.Namespace) -> int:
         for path, _ in parsed.samples:
             videos.setdefault(path)
     start = time.perf_counter()
-    report = prepare_videos([(str(video_root / p), p) for p in videos], args.out, args.size,
-                            args.quality, args.workers)
+    if args.flow:
+        flow_estimator(args.flow)  # a missing TV-L1 is named before any work
+    jobs = [(str(video_root / p), p) for p in videos]
+    report = prepare_videos(jobs, args.out, args.size, args.quality, args.workers)
     print(f"{report.written} videos prepared ({report.frames} frames, "
           f"{time.perf_counter() - start:.0f} s), {report.up_to_date} already up to date, "
           f"{len(report.failed)} failed; train from it with --cache {args.out} "
           f"(resize {args.size[0]}x{args.size[1]})")
-    for problem in report.failed:
+    failed = report.failed
+    if args.flow:
+        start = time.perf_counter()
+        flow = prepare_flow(jobs, args.out, args.flow, args.size, args.bound, workers=args.workers)
+        print(f"{flow.written} videos' optical flow ({args.flow}, bound ±{args.bound:g}) written "
+              f"({flow.frames} frames, {time.perf_counter() - start:.0f} s), {flow.up_to_date} "
+              f"already up to date, {len(flow.failed)} failed; train on it with --cache "
+              f"{args.out} --modality flow")
+        failed = failed + flow.failed
+    for problem in failed:
         print(f"  {problem}")
-    return 1 if report.failed else 0
+    return 1 if failed else 0
 
 
 def _jpeg_quality(text: str) -> int:
@@ -65,6 +78,16 @@ def _jpeg_quality(text: str) -> int:
     if quality > 100:
         raise argparse.ArgumentTypeError(f"must be 1-100, got {quality}")
     return quality
+
+
+def _bound(text: str) -> float:
+    try:
+        bound = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < bound < 1000:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1000) pixels, got {text}")
+    return bound
 
 
 def _dataset_arguments(p: argparse.ArgumentParser) -> None:
@@ -89,6 +112,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true",
                    help="kinetics: missing or unreadable videos are problems (exit code 1), as "
                         "they are errors for mict train --strict")
+    p.add_argument("--cache", metavar="DIR",
+                   help="also check what mict prepare wrote there: every video's frames and, "
+                        "where the cache holds optical flow, its flow (present, current, the "
+                        "video's frame count)")
     p.add_argument("--per-class", action="store_true", help="print counts per class")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run_check)
@@ -106,4 +133,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quality", type=_jpeg_quality, default=90,
                    help="JPEG quality, 1-100 (default 90)")
     p.add_argument("--workers", type=positive_int, default=1, help="processes (default 1)")
+    p.add_argument("--flow", choices=METHODS,
+                   help="also compute optical flow, stored beside the frames (x, y as uint8 "
+                        "JPEGs): dis, farneback (OpenCV) or tvl1 (needs "
+                        "opencv-contrib-python-headless)")
+    p.add_argument("--bound", type=_bound, default=BOUND,
+                   help=f"--flow: clip the flow to ±BOUND pixels per frame before the uint8 "
+                        f"mapping (default {BOUND:g}, as MMAction2 and TSN)")
     p.set_defaults(func=run_prepare)

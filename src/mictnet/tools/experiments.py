@@ -25,7 +25,14 @@ from ..engine.config_flags import (
 )
 from ..engine.distributed import env_dist_info, releases_process_group, resolve_device
 from ..engine.evaluate import EvalReport
-from ..engine.experiments import crossval_table, mean_std, train_and_evaluate
+from ..engine.experiments import (
+    crossval_table,
+    fused_crossval_table,
+    mean_std,
+    train_and_evaluate,
+    train_and_fuse,
+)
+from ..engine.fusion import fuse_runs
 from ..engine.measure import model_costs
 from ..engine.plots import plot_accuracy_vs_length, plot_training_curves
 from ..engine.resolve import resolve_config
@@ -121,6 +128,10 @@ def default_eval_dir(args: argparse.Namespace, report: EvalReport) -> Path:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     run = section_from_args(args, InferenceConfig)
+    if args.fuse:
+        return run_fuse(args, run)
+    if not args.checkpoint:
+        raise ValueError("give --checkpoint PATH (or --fuse RUN_RGB RUN_FLOW)")
     report = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, root=args.root,
                                  split=args.split, splits_dir=args.splits_dir, mode=args.mode,
                                  frames=args.frames, clips=run.clips,
@@ -140,6 +151,39 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_fuse(args: argparse.Namespace, run: InferenceConfig) -> int:
+    given = [f"--{n.replace('_', '-')}" for n in ("checkpoint", "dataset", "root", "split",
+                                                  "splits_dir", "frames")
+             if getattr(args, n) is not None] + (["--mode video"] if args.mode != "clip" else [])
+    if given:
+        raise ValueError(f"--fuse scores both runs on their own test split (clip mode); drop "
+                         f"{', '.join(given)}")
+    report = fuse_runs(*args.fuse, weights=fusion_weights(args.fusion_weights),
+                       batch_size=run.batch_size, workers=run.workers, device=run.device,
+                       amp=run.amp)
+    rgb = Path(args.fuse[0])
+    out = Path(args.out) if args.out else (rgb if rgb.is_dir() else rgb.parent) / "eval-fused"
+    json_path = report.save(out)
+    print(report.table(), end="")
+    print(f"report: {json_path}, {out / 'fusion.md'}\npredictions (fused): "
+          f"{out / PREDICTIONS_FILE}")
+    return 0
+
+
+def fusion_weights(values: list[str] | None) -> tuple[float, float] | None:
+    """``--weights auto`` (or none given): ``None``; else two numbers, rgb then flow."""
+    if not values or values == ["auto"]:
+        return None
+    try:
+        weights = tuple(float(v) for v in values)
+    except ValueError:
+        raise ValueError(f"--weights takes auto or two numbers (rgb flow), got "
+                         f"{' '.join(values)}") from None
+    if len(weights) != 2:
+        raise ValueError(f"--weights takes auto or two numbers (rgb flow), got {len(weights)}")
+    return weights
+
+
 # ----------------------------------------------------------------------------- crossval
 
 @releases_process_group
@@ -147,6 +191,8 @@ def run_crossval(args: argparse.Namespace) -> int:
     base = resolve_config(args)
     name = base.preset or base.model.name
     out = Path(args.out) if args.out else Path("runs") / f"crossval-{name}"
+    if base.data.modality == "both":
+        return _crossval_two_stream(args, base, out)
     rows = []
     classes: list[str] = []
     for split in args.folds:
@@ -173,6 +219,32 @@ def run_crossval(args: argparse.Namespace) -> int:
     summary = {"preset": base.preset, "model": base.model.name, "weights": args.weights,
                "device": str(device), "splits": rows, "top1_mean": top1[0], "top1_std": top1[1],
                "top5_mean": top5[0], "top5_std": top5[1], **cost, "config": base.to_dict()}
+    (out / "crossval.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    print(table)
+    print(f"tables: {out / 'crossval.md'}, {out / 'crossval.json'}")
+    return 0
+
+
+def _crossval_two_stream(args: argparse.Namespace, base: TrainConfig, out: Path) -> int:
+    """``--modality both``: per split an RGB run and a flow run, fused; the three-row table."""
+    weights = fusion_weights(args.fusion_weights)
+    reports = {}
+    for split in args.folds:
+        report = train_and_fuse(replace(base, data=replace(base.data, split=split)),
+                                out / f"split{split}", args.weights, weights)
+        if report is not None:
+            reports[split] = report
+            log.info("split %d: top-1 rgb %.1f%%, flow %.1f%%, fused %.1f%%", split,
+                     *(100 * report.metrics[s].top1 for s in ("rgb", "flow", "fused")))
+    if not env_dist_info().is_main:
+        return 0
+    table = fused_crossval_table(base.model.name, reports)
+    (out / "crossval.md").write_text(table, encoding="utf-8")
+    summary = {"preset": base.preset, "model": base.model.name, "modality": "both",
+               "weights": args.weights,
+               "splits": [{"split": k, "weights": list(r.weights), "weights_from": r.weights_from,
+                           "rows": r.rows()} for k, r in reports.items()],
+               "config": base.to_dict()}
     (out / "crossval.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(table)
     print(f"tables: {out / 'crossval.md'}, {out / 'crossval.json'}")
@@ -283,8 +355,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_train)
 
     p = subparsers.add_parser("evaluate")
-    p.add_argument("--checkpoint", required=True, metavar="PATH",
+    p.add_argument("--checkpoint", metavar="PATH",
                    help="a checkpoint, or a run folder (its best.pt)")
+    p.add_argument("--fuse", nargs=2, metavar=("RUN_RGB", "RUN_FLOW"),
+                   help="two-stream late fusion: score an RGB and a flow checkpoint (or run "
+                        "folders) on the same test videos and write one report (rgb, flow, "
+                        "fused rows) to --out (default: eval-fused beside RUN_RGB's checkpoint)")
+    p.add_argument("--weights", dest="fusion_weights", nargs="+", metavar="W",
+                   help="--fuse: rgb and flow score weights, e.g. 1 1.5 (MMAction2's "
+                        "coefficients), or auto (the default): chosen on the training split's "
+                        "videos, never on the test split")
     _add_eval_data_flags(p)
     p.add_argument("--mode", choices=EVAL_MODES, default="clip",
                    help="clip: the first --frames frames, centre crop (the published protocol); "
@@ -307,6 +387,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", choices=("final", "best"), default="final",
                    help="evaluate the final weights (default) or the epoch with the best test "
                         "top-1 (chosen on the test split itself, so optimistic)")
+    p.add_argument("--fusion-weights", nargs="+", metavar="W",
+                   help="--modality both: rgb and flow score weights (e.g. 1 1.5), or auto "
+                        "(the default): chosen per split on its training videos")
     p.add_argument("--out", metavar="DIR", help="default runs/crossval-<preset>")
     p.set_defaults(func=run_crossval)
 
