@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -40,10 +41,18 @@ def predictor(checkpoint) -> Predictor:
     return load(checkpoint, clips=3)
 
 
+def shrunk(frames: np.ndarray) -> np.ndarray:
+    """Frames larger than the model's resize, resized to it (area), as prediction decodes them."""
+    if frames.shape[2] <= RESIZE[0] and frames.shape[1] <= RESIZE[1]:
+        return frames
+    return np.stack([cv2.resize(f, RESIZE, interpolation=cv2.INTER_AREA) for f in frames])
+
+
 def expected_probabilities(predictor: Predictor, path, clips: list[list[int]]) -> torch.Tensor:
     """Softmax averaged over ``clips`` (frame index lists), computed directly."""
     transform = eval_transform(INPUT[1], RESIZE)
-    batch = torch.stack([transform(torch.from_numpy(read_frames(path, c)[0])) for c in clips])
+    batch = torch.stack([transform(torch.from_numpy(shrunk(read_frames(path, c)[0])))
+                         for c in clips])
     with torch.no_grad():
         return predictor.model(batch).softmax(dim=1).mean(dim=0)
 

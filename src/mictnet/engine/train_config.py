@@ -28,8 +28,9 @@ from typing import Any, Literal
 import yaml
 
 from ..data.catalog import DATASETS
+from ..data.sampling import MAX_CLIPS
 from ..models.weights import SOURCES
-from .arg_types import non_negative_int, positive_int
+from .arg_types import clip_count, non_negative_int, positive_int
 from .precision import AMP_MODES
 
 AmpMode = Literal[AMP_MODES]  # type: ignore[valid-type]
@@ -263,9 +264,9 @@ class InferenceConfig:
                          flag="device", metavar="DEVICE")
     amp: AmpMode = option("auto", "mixed precision; auto: bf16/fp16 on CUDA, bf16 on a CPU that "
                                   "runs it natively, else fp32", flag="amp")
-    clips: int = option(1, "up to this many clips per video, evenly spaced (no more than it "
-                           "holds), their scores averaged; evaluate: in --mode video",
-                        flag="clips", parse=positive_int)
+    clips: int = option(1, f"up to this many clips per video (at most {MAX_CLIPS}), evenly "
+                           "spaced (no more than it holds), their scores averaged; evaluate: in "
+                           "--mode video", flag="clips", parse=clip_count)
     batch_size: int = option(8, "clips per forward pass", flag="batch-size", parse=positive_int)
     workers: int = option(2, "data-loading processes (0: in this process)", flag="workers",
                           parse=non_negative_int)
@@ -275,6 +276,8 @@ class InferenceConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got "
                                  f"{getattr(self, name)}")
+        if self.clips > MAX_CLIPS:
+            raise ValueError(f"--clips is at most {MAX_CLIPS}, got {self.clips}")
         if self.workers < 0:
             raise ValueError(f"--workers must be >= 0, got {self.workers}")
 
