@@ -193,7 +193,9 @@ def test_serve_argument_errors_exit_2(tmp_path, capsys, flag):
 
 @pytest.mark.parametrize("flag", [["--port", "70000"], ["--port", "0"],
                                   ["--max-upload-mb", "inf"], ["--max-upload-mb", "nan"],
-                                  ["--max-upload-mb", "-1"]])
+                                  ["--max-upload-mb", "-1"], ["--timeout", "0"],
+                                  ["--timeout", "inf"], ["--token", "short"],
+                                  ["--token", "has space"], ["--clips", "65"]])
 def test_out_of_range_flags_are_argument_errors(flag, capsys):
     from mictnet.cli import main
 
@@ -211,10 +213,14 @@ def test_a_host_beyond_loopback_is_warned_about(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(kw["host"]))
     ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
     assert main(["serve", "--checkpoint", str(ckpt), "--host", "0.0.0.0"]) == 0
-    assert "it has no authentication" in capsys.readouterr().err
+    assert "it has no authentication (add --token TOKEN)" in capsys.readouterr().err
+    assert main(["serve", "--checkpoint", str(ckpt), "--host", "0.0.0.0", "--token",
+                 "a-long-token"]) == 0
+    err = capsys.readouterr().err
+    assert "who has its --token" in err and "/?token=a-long-token" in err
     assert main(["serve", "--checkpoint", str(ckpt)]) == 0
     assert "no authentication" not in capsys.readouterr().err
-    assert served == ["0.0.0.0", "127.0.0.1"]
+    assert served == ["0.0.0.0", "0.0.0.0", "127.0.0.1"]
 
 
 def test_unknown_paths_and_methods_answer_json(client):

@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     run_as = section_from_args(args, InferenceConfig, INFERENCE)
     predictor = load(args.checkpoint, run_as.device, run_as.clips, run_as.amp)
     app = create_app(predictor, args.max_upload_mb, args.workers, args.timeout, args.token)
-    page = f"http://{args.host}:{args.port}/" + (f"?token={quote(args.token, safe='')}" if args.token else "")
+    query = f"?token={quote(args.token, safe='')}" if args.token else ""
+    page = f"http://{args.host}:{args.port}/{query}"
     print(f"serving {args.checkpoint} at {page} (Ctrl+C stops)", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
