@@ -1,14 +1,15 @@
 """``mict serve``: a web page and an HTTP API over a :class:`~mictnet.inference.Predictor`.
 
 ``create_app(predictor)`` is a Starlette app: ``GET /`` (the page, self-contained),
-``POST /api/predict`` (multipart field ``file``; ``?timeline=1`` adds the timeline) answering
-``mict predict --json``'s record, ``GET /api/model`` and ``GET /healthz``. Uploads stream into
-temporary files of the server's own folder, deleted on every path (answered, refused, client
-gone, cancelled); a server removes the files a killed one left. Inference runs in a bounded
-thread pool, so concurrent requests queue; a request's claims are checked first
-(:class:`~mictnet.serve.limits.Limits`) and its work stops at its time budget. Errors are JSON
-``{"error": "..."}``: 400 (no file), 401 (no token, with ``token``), 404, 405, 413 (over the
-limit), 422 (not a readable video, or beyond the limits), 500, 503 (over the time budget).
+``POST /api/predict`` (multipart field ``file``; ``?timeline=1`` adds the timeline,
+``?preview=1`` a few JPEG frames) answering ``mict predict --json``'s record, ``GET /api/model``
+and ``GET /healthz``. Uploads stream into temporary files of the server's own folder, deleted
+on every path (answered, refused, client gone, cancelled); a server removes the files a killed
+one left. Inference runs in a bounded thread pool, so concurrent requests queue; a request's
+claims are checked first (:class:`~mictnet.serve.limits.Limits`) and its work stops at its time
+budget. Errors are JSON ``{"error": "..."}``: 400 (no file), 401 (no token, with ``token``),
+404, 405, 413 (over the limit), 422 (not a readable video, or beyond the limits), 500, 503
+(over the time budget).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..data.decode import VideoError, VideoReader
 from ..inference import FALLBACK_FPS, BudgetExceeded, Predictor, budget_check, prediction_record
 from .limits import DEFAULT_LIMITS, Limits
 from .page import PAGE
+from .preview import preview
 from .tempdir import UploadFolder
 from .upload import Upload, UploadError, receive_file
 
@@ -47,17 +49,21 @@ def model_info(predictor: Predictor) -> dict:
 
 
 def predict_upload(predictor: Predictor, upload: Upload, timeline: bool,
-                   limits: Limits = DEFAULT_LIMITS, deadline: float | None = None) -> dict:
+                   limits: Limits = DEFAULT_LIMITS, deadline: float | None = None,
+                   with_preview: bool = False) -> dict:
     """``mict predict --json``'s record of an uploaded file, named by the client's file name;
     the file's claims are checked against ``limits`` first, the work stops at ``deadline``
     (:class:`~mictnet.inference.BudgetExceeded`). A timeline over ``limits.max_steps`` gets
-    coarser steps, said in the record's ``notes``."""
-    with VideoReader(upload.path, check=budget_check(deadline)) as reader:
+    coarser steps, said in the record's ``notes``; ``with_preview`` adds ``preview``
+    (:func:`~mictnet.serve.preview.preview`)."""
+    check = budget_check(deadline)
+    with VideoReader(upload.path, check=check) as reader:
         info = reader.info
     limits.check(upload.name, info)
+    fps = info.fps or FALLBACK_FPS
     notes, steps = [], None
     if timeline:
-        step = limits.step_seconds(info, info.fps or FALLBACK_FPS)
+        step = limits.step_seconds(info, fps)
         prediction, steps = predictor.predict_with_timeline(upload.path, step_seconds=step,
                                                             deadline=deadline)
         if step != 1:
@@ -66,6 +72,8 @@ def predict_upload(predictor: Predictor, upload: Upload, timeline: bool,
     else:
         prediction = predictor.predict(upload.path, deadline=deadline)
     record = prediction_record(replace(prediction, video=upload.name), steps)
+    if with_preview:
+        record["preview"] = preview(upload.path, fps, check=check)
     return {**record, "notes": notes} if notes else record
 
 
@@ -115,7 +123,8 @@ def create_app(predictor: Predictor, max_upload_mb: float = DEFAULT_MAX_UPLOAD_M
         return JSONResponse({"status": "ok"})
 
     async def predict(request: Request) -> Response:
-        timeline = request.query_params.get("timeline", "0").lower() in ("1", "true", "yes")
+        timeline, with_preview = (request.query_params.get(name, "0").lower() in
+                                  ("1", "true", "yes") for name in ("timeline", "preview"))
         try:
             upload = await receive_file(request, "file", max_bytes, str(folder.path))
         except UploadError as err:
@@ -123,7 +132,8 @@ def create_app(predictor: Predictor, max_upload_mb: float = DEFAULT_MAX_UPLOAD_M
         except ClientDisconnect:
             return Response(status_code=400)  # nobody is listening
         deadline = None if timeout is None else time.monotonic() + timeout
-        job = pool.submit(predict_upload, predictor, upload, timeline, limits, deadline)
+        job = pool.submit(predict_upload, predictor, upload, timeline, limits, deadline,
+                          with_preview)
         job.add_done_callback(lambda _: upload.path.unlink(missing_ok=True))  # also if cancelled
         try:
             record = await asyncio.wait_for(asyncio.wrap_future(job), timeout)
