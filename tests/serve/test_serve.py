@@ -217,7 +217,7 @@ def test_a_host_beyond_loopback_is_warned_about(tmp_path, monkeypatch, capsys):
     assert main(["serve", "--checkpoint", str(ckpt), "--host", "0.0.0.0", "--token",
                  "a-long-token"]) == 0
     err = capsys.readouterr().err
-    assert "who has its --token" in err and "/?token=a-long-token" in err
+    assert "and has the token use the server" in err and "/?token=a-long-token" in err
     assert main(["serve", "--checkpoint", str(ckpt)]) == 0
     assert "no authentication" not in capsys.readouterr().err
     assert served == ["0.0.0.0", "0.0.0.0", "127.0.0.1"]

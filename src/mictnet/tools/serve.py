@@ -55,9 +55,10 @@ def run(args: argparse.Namespace) -> int:
     from ..inference import load
 
     if args.host not in LOOPBACK:
-        print(f"warning: --host {args.host} lets anyone who reaches this port use the server"
-              + (": it has no authentication (add --token TOKEN)" if args.token is None else
-                 " who has its --token, sent in clear text over plain HTTP")
+        print(f"warning: --host {args.host} lets anyone who reaches this port "
+              + ("use the server: it has no authentication (add --token TOKEN)"
+                 if args.token is None else "and has the token use the server, and the token "
+                 "travels in clear text over plain HTTP")
               + ". Put it behind a reverse proxy that authenticates and speaks HTTPS "
               "(nginx auth_basic, an SSH tunnel), or keep the default 127.0.0.1.",
               file=sys.stderr)
