@@ -242,7 +242,7 @@ class RuntimeConfig:
     checkpoint_minutes: float = option(10.0, "also checkpoint when this much time passed; "
                                              "0: never")
     keep_resume: bool = option(False, "a finished run's last.pt keeps its optimiser, scheduler "
-                                      "and RNG state (3x the weights' size); default: dropped "
+                                      "and RNG state (twice the weights' size); default: dropped "
                                       "at the end, as nothing resumes a finished run",
                                flag="keep-resume", resumable=True)
     log_every: int = option(10, "optimiser steps between TensorBoard points")
