@@ -48,3 +48,27 @@ def decodable_frames(path: str | Path) -> int:
     cap.release()
     return count
 
+
+
+def _ffmpeg() -> str:
+    return importlib.import_module("imageio_ffmpeg").get_ffmpeg_exe()
+
+
+def flat_h264(path: str | Path, size: tuple[int, int], frames: int = 16,
+              extra: tuple[str, ...] = ()) -> Path:
+    """An H.264 MP4 of ``frames`` flat blue frames of ``size``: a tiny file whatever the size."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [_ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i",
+           f"color=c=blue:s={size[0]}x{size[1]}:r=25", "-frames:v", str(frames), "-c:v",
+           "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-threads", "1", *extra,
+           str(path)]
+    subprocess.run(cmd, check=True)
+    return path
+
+
+def stretched_time_base_mp4(path: str | Path, frames: int = 16) -> Path:
+    """An H.264 MP4 whose frames are 4000 s apart (a stretched time base): its header claims
+    0.00025 fps, a 'video' of 18 hours in 16 frames."""
+    return flat_h264(path, (64, 48), frames, ("-bsf:v", "setts=ts=N*100000",
+                                              "-video_track_timescale", "25"))

@@ -3,10 +3,11 @@ command line).
 
 Any file OpenCV's FFmpeg reads works (AVI, MP4, MKV, WebM...; any size, frame rate, length;
 colour or grayscale). Frames are resized and centre-cropped as at test time (the checkpoint's
-resize and crop size). The last frames the header claims are decoded first, so a truncated file
-is known before any clip is chosen: the answer then uses the frames that decode, and
-``Prediction.warning`` says why a file is suspect (truncated, a single frame, shorter than a
-clip).
+resize and crop size); frames larger than the resize are resized as they are decoded, so memory
+follows the model's input, not the file's frame size. The last frames the header claims are
+decoded first, so a truncated file is known before any clip is chosen: the answer then uses the
+frames that decode, and ``Prediction.warning`` says why a file is suspect (truncated, a single
+frame, shorter than a clip).
 
 The main answer averages the class probabilities of up to ``clips`` (default 5) clips of the
 training clip length ``T`` (e.g. 16 frames), evenly spaced over the video: a short video gets
@@ -18,12 +19,16 @@ The timeline slides a window of ``T`` frames (default) over the video, one step 
 (``step_seconds``), the window centred on the middle of its step, and gives the top action of
 each step. Frames are decoded once, forward, with only one window in memory;
 ``predict_with_timeline`` gives both answers from that one pass (``mict predict --timeline``).
+
+Each method takes a ``deadline`` (a :func:`time.monotonic` time): past it, the next decoded frame,
+clip batch or timeline step raises :class:`BudgetExceeded` (``mict serve --timeout``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,13 +39,14 @@ from tqdm import tqdm
 
 from .data.clip_spec import ClipSpec
 from .data.decode import VideoInfo, VideoReader
-from .data.sampling import ClipSampler, looped_indices
+from .data.sampling import MAX_CLIPS, ClipSampler, looped_indices
 from .data.transforms import ClipTransform
 from .engine.checkpoint import CheckpointMeta, load_model
 from .engine.distributed import resolve_device
 from .engine.precision import autocast, resolve_precision
 
 DEFAULT_CLIPS = 5
+CLIP_BATCH = 8  # clips per forward pass
 FALLBACK_FPS = 25.0  # for files whose header has no frame rate
 
 
@@ -85,13 +91,28 @@ class TimelineStep:
     frames: int
 
 
+class BudgetExceeded(TimeoutError):
+    """The work went past its deadline (stopped between frames, clip batches or steps)."""
+
+
+def budget_check(deadline: float | None) -> Callable[[], None]:
+    """A function that raises :class:`BudgetExceeded` once ``time.monotonic()`` is past
+    ``deadline`` (``None``: never)."""
+
+    def check() -> None:
+        if deadline is not None and time.monotonic() > deadline:
+            raise BudgetExceeded("over its time budget")
+
+    return check
+
+
 class Predictor:
     """A trained model with its classes and test-time transform, ready for video files."""
 
     def __init__(self, model: nn.Module, meta: CheckpointMeta, device: str | torch.device = "cpu",
                  clips: int = DEFAULT_CLIPS, amp: str = "none") -> None:
-        if clips < 1:
-            raise ValueError(f"clips must be >= 1, got {clips}")
+        if not 1 <= clips <= MAX_CLIPS:
+            raise ValueError(f"clips must be 1-{MAX_CLIPS}, got {clips}")
         self.device = resolve_device(str(device))
         self.model = model.to(self.device).eval()
         self.precision = resolve_precision(amp, self.device)  # as mict evaluate's --amp
@@ -107,33 +128,41 @@ class Predictor:
 
     # ------------------------------------------------------------ main answer
 
-    def predict(self, video: str | Path, top: int = 5) -> Prediction:
+    def predict(self, video: str | Path, top: int = 5,
+                deadline: float | None = None) -> Prediction:
         """The ``top`` most likely actions of ``video`` (see the module docstring)."""
         _check_top(top)
-        with VideoReader(video) as reader:
+        check = budget_check(deadline)
+        with self._reader(video, check) as reader:
             reader.check_end()
             clips = reader.read_clips(
                 lambda frames: clip_indices(frames, self.clip_frames, self.clips, self.clip.stride))
-            return self._prediction(str(video), reader.info, clips, top)
+            return self._prediction(str(video), reader.info, clips, top, check)
 
     def predict_with_timeline(self, video: str | Path, top: int = 5, window: int | None = None,
-                              step_seconds: float = 1.0, progress: bool = False
+                              step_seconds: float = 1.0, progress: bool = False,
+                              deadline: float | None = None
                               ) -> tuple[Prediction, list[TimelineStep]]:
         """:meth:`predict` and :meth:`timeline` of ``video`` from one forward decode: the
         timeline's pass also keeps the frames of the main answer's clips."""
         _check_top(top)
         length = _window_length(window or self.clip_frames, step_seconds)
-        with VideoReader(video) as reader:
+        check = budget_check(deadline)
+        with self._reader(video, check) as reader:
             info = reader.check_end()
             plan = clip_indices(info.frames, self.clip_frames, self.clips, self.clip.stride)
             windows = _FrameWindows(reader, keep={i for clip in plan for i in clip})
-            steps = self._timeline_of(video, windows, info, length, step_seconds, progress)
+            steps = self._timeline_of(video, windows, info, length, step_seconds, progress, check)
             clips = windows.kept_clips(plan)
-            return self._prediction(str(video), reader.info, clips, top), steps
+            return self._prediction(str(video), reader.info, clips, top, check), steps
+
+    def _reader(self, video: str | Path, check: Callable[[], None]) -> VideoReader:
+        """``video`` opened with frames larger than the model's resize shrunk as decoded."""
+        return VideoReader(video, shrink_to=self.clip.resize, check=check)
 
     def _prediction(self, video: str, info: VideoInfo, clips: Sequence[np.ndarray],
-                    top: int) -> Prediction:
-        probs = self._clips_probabilities(clips)
+                    top: int, check: Callable[[], None]) -> Prediction:
+        probs = self._clips_probabilities(clips, check)
         k = min(top, len(self.classes))
         values, indices = probs.topk(k)
         return Prediction(video, [self.classes[i] for i in indices.tolist()],
@@ -141,9 +170,15 @@ class Predictor:
                           len(clips), self.clip_frames, info.header_frames, info.truncated,
                           info.warning(self.clip_frames))
 
-    def _clips_probabilities(self, clips: Sequence[np.ndarray]) -> torch.Tensor:
-        batch = [self.transform(torch.from_numpy(c)) for c in clips]
-        return self._probabilities(torch.stack(batch)).mean(dim=0)
+    def _clips_probabilities(self, clips: Sequence[np.ndarray],
+                             check: Callable[[], None]) -> torch.Tensor:
+        """Mean class probabilities of ``clips``, :data:`CLIP_BATCH` per forward pass."""
+        total = torch.zeros(len(self.classes))
+        for first in range(0, len(clips), CLIP_BATCH):
+            check()
+            batch = [self.transform(torch.from_numpy(c)) for c in clips[first:first + CLIP_BATCH]]
+            total += self._probabilities(torch.stack(batch)).sum(dim=0)
+        return total / len(clips)
 
     def _probabilities(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode(), autocast(self.device, self.precision.dtype):
@@ -153,31 +188,35 @@ class Predictor:
     # ------------------------------------------------------------ timeline
 
     def timeline(self, video: str | Path, window: int | None = None, step_seconds: float = 1.0,
-                 progress: bool = False) -> list[TimelineStep]:
+                 progress: bool = False, deadline: float | None = None) -> list[TimelineStep]:
         """The top action of every ``step_seconds`` of ``video`` (see the module docstring)."""
         length = _window_length(window or self.clip_frames, step_seconds)
-        with VideoReader(video) as reader:
+        check = budget_check(deadline)
+        with self._reader(video, check) as reader:
             info = reader.check_end()  # a truncated file's real end, before any window
             return self._timeline_of(video, _FrameWindows(reader), info, length, step_seconds,
-                                     progress)
+                                     progress, check)
 
     def _timeline_of(self, video: str | Path, windows: _FrameWindows, info: VideoInfo,
-                     length: int, step_seconds: float, progress: bool) -> list[TimelineStep]:
+                     length: int, step_seconds: float, progress: bool,
+                     check: Callable[[], None]) -> list[TimelineStep]:
         fps = info.fps if info.fps > 0 else FALLBACK_FPS
         bar = tqdm(desc=Path(video).name, unit="step", disable=not progress, leave=False)
         try:
-            return self._timeline(windows, info.frames, fps, length, step_seconds, bar)
+            return self._timeline(windows, info.frames, fps, length, step_seconds, bar, check)
         finally:
             bar.close()
 
     def _timeline(self, windows: _FrameWindows, frames: int, fps: float, length: int,
-                  step_seconds: float, bar: tqdm) -> list[TimelineStep]:
-        steps = max(1, math.ceil(frames / fps / step_seconds - 1e-9))
+                  step_seconds: float, bar: tqdm, check: Callable[[], None]
+                  ) -> list[TimelineStep]:
+        steps = timeline_steps(frames, fps, step_seconds)
         bar.reset(total=steps)
         stride = self.clip.stride  # a window reads every stride-th frame
         span = length * stride
         out = []
         for i in range(steps):
+            check()
             centre = (i + 0.5) * step_seconds * fps
             start = min(max(round(centre - span / 2), 0), max(frames - span, 0))
             indices = [start + k for k in looped_indices(0, length, -(-(frames - start) // stride),
@@ -189,6 +228,11 @@ class Predictor:
                                     self.classes[int(c)], float(p), start, len(indices)))
             bar.update()
         return out
+
+
+def timeline_steps(frames: int, fps: float, step_seconds: float = 1.0) -> int:
+    """Steps of a timeline over ``frames`` frames at ``fps``: one per started ``step_seconds``."""
+    return max(1, math.ceil(frames / fps / step_seconds - 1e-9))
 
 
 def prediction_record(prediction: Prediction,

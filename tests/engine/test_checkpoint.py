@@ -62,7 +62,7 @@ def test_training_checkpoint_loads_with_weights_only(tmp_path: Path) -> None:
         ckpt = torch.load(tmp_path / "run" / name, weights_only=True)  # no unsafe pickles
         assert ckpt["config"]["model"]["name"] == "tiny_video_net"
     state = load_checkpoint(tmp_path / "run" / "last.pt")["training_state"]
-    assert {"optimizer", "scheduler", "scaler", "rng", "history"} <= set(state)
+    assert "history" in state and not {"optimizer", "scheduler", "scaler", "rng"} & set(state)
     assert state["epoch"] == 1 and state["global_step"] == 2
     model, meta = load_model(tmp_path / "run")  # a run folder means its best.pt
     assert meta.classes == train.classes and meta.input_size == (8, 32, 32)
@@ -223,3 +223,37 @@ def test_a_checkpoint_with_a_bad_field_is_named_by_that_field(tmp_path: Path, fi
     with pytest.raises(ValueError, match=message) as info:
         load_model(path)
     assert str(info.value).startswith(f"{path}: ")
+
+
+@pytest.mark.slow
+def test_a_finished_run_keeps_its_weights_without_the_optimiser_state(tmp_path: Path,
+                                                                      caplog) -> None:
+    """The last epoch's last.pt drops what only a resume reads (unless runtime.keep_resume);
+    every earlier one keeps it; the run says what it kept; resuming the finished run is a no-op
+    that still works."""
+    train, test = MovingSquares(8, seed=0), MovingSquares(4, seed=1)
+    sizes, states = {}, {}
+    for keep in (False, True):
+        cfg = tiny_config(schedule={"epochs": 2, "milestones": []}, optim={"batch_size": 4},
+                          runtime={"keep_resume": keep, "checkpoint_epochs": 1})
+        run = tmp_path / f"keep-{keep}"
+        trainer = Trainer(cfg, run, build_loaders(cfg, train, test), train.classes)
+        trainer.fit()
+        sizes[keep] = (run / "last.pt").stat().st_size
+        states[keep] = load_checkpoint(run / "last.pt")["training_state"]
+    assert {"optimizer", "scheduler", "scaler", "rng"} <= set(states[True])
+    assert not {"optimizer", "scheduler", "scaler", "rng"} & set(states[False])
+    losses = {k: [r["train_loss"] for r in state["history"]] for k, state in states.items()}
+    assert losses[False] == losses[True] and len(losses[False]) == states[False]["epoch"] == 2
+    assert sizes[False] < 0.75 * sizes[True]  # SGD momentum: one more copy of the weights
+    assert "optimiser state is dropped, --keep-resume keeps it" in caplog.text
+    assert "disk: last.pt " in caplog.text and "; the folder " in caplog.text
+
+    cfg = tiny_config(schedule={"epochs": 2, "milestones": []}, optim={"batch_size": 4})
+    run = tmp_path / "keep-False"
+    before = load_checkpoint(run / "last.pt")["state_dict"]
+    result = Trainer(cfg, run, build_loaders(cfg, train, test), train.classes,
+                     resume=True).fit()
+    assert result.epochs_done == 2 and not result.interrupted
+    after = load_checkpoint(run / "last.pt")["state_dict"]
+    assert all(torch.equal(before[k], after[k]) for k in before)

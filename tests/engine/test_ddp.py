@@ -33,7 +33,8 @@ pytestmark = pytest.mark.slow  # trains models
 
 CHILD = Path(__file__).parents[1] / "tiny_clips.py"
 BASE = {"model": {"dropout": 0.0}, "schedule": {"epochs": 2, "milestones": [1]},
-        "optim": {"batch_size": 8}, "dataset": {"train": 48, "test": 15}}
+        "optim": {"batch_size": 8}, "runtime": {"keep_resume": True},  # every process's RNG
+        "dataset": {"train": 48, "test": 15}}
 
 
 def run(run_dir: Path, processes: int, micro_batch: int) -> None:

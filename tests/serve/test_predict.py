@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -40,10 +41,18 @@ def predictor(checkpoint) -> Predictor:
     return load(checkpoint, clips=3)
 
 
+def shrunk(frames: np.ndarray) -> np.ndarray:
+    """Frames larger than the model's resize, resized to it (area), as prediction decodes them."""
+    if frames.shape[2] <= RESIZE[0] and frames.shape[1] <= RESIZE[1]:
+        return frames
+    return np.stack([cv2.resize(f, RESIZE, interpolation=cv2.INTER_AREA) for f in frames])
+
+
 def expected_probabilities(predictor: Predictor, path, clips: list[list[int]]) -> torch.Tensor:
     """Softmax averaged over ``clips`` (frame index lists), computed directly."""
     transform = eval_transform(INPUT[1], RESIZE)
-    batch = torch.stack([transform(torch.from_numpy(read_frames(path, c)[0])) for c in clips])
+    batch = torch.stack([transform(torch.from_numpy(shrunk(read_frames(path, c)[0])))
+                         for c in clips])
     with torch.no_grad():
         return predictor.model(batch).softmax(dim=1).mean(dim=0)
 
@@ -245,3 +254,45 @@ def test_inference_does_not_import_the_training_engine() -> None:
                          check=True).stdout
     assert ast.literal_eval(out) == ["mictnet.engine.checkpoint", "mictnet.engine.distributed",
                          "mictnet.engine.precision"]
+
+
+def test_large_frames_are_shrunk_as_decoded(predictor, tmp_path):
+    """Memory follows the model's input: a 1024x1024 video is never held at full size (NumPy's
+    allocations, which include the decoder's frames, peak under 4 full frames; 24 of them were
+    held before the frames were shrunk as decoded)."""
+    import tracemalloc
+
+    from bad_videos import flat_h264
+
+    video = flat_h264(tmp_path / "large.mp4", (1024, 1024), frames=24)
+    full_frame = 1024 * 1024 * 3
+    tracemalloc.start()
+    try:
+        prediction, steps = predictor.predict_with_timeline(video)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (prediction.width, prediction.height, prediction.clips, len(steps)) == (1024, 1024,
+                                                                                   3, 1)
+    assert peak < 4 * full_frame, f"peak {peak / 2**20:.0f} MB"
+    with VideoReader(video, shrink_to=RESIZE) as reader:
+        assert reader.read([0, 23]).shape == (2, RESIZE[1], RESIZE[0], 3)
+
+
+def test_work_stops_at_the_deadline(predictor, make_video, tmp_path):
+    import time
+
+    from mictnet.inference import BudgetExceeded
+
+    path = make_video(tmp_path / "v.avi", 40)
+    with pytest.raises(BudgetExceeded):
+        predictor.predict_with_timeline(path, deadline=time.monotonic() - 1)
+    assert predictor.predict(path, deadline=time.monotonic() + 600).clips == 3
+
+
+def test_clips_are_bounded(checkpoint, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["predict", "v.mp4", "--checkpoint", str(checkpoint), "--clips", "100000"])
+    assert stop.value.code == 2 and "at most 64 clips" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="clips must be 1-64"):
+        load(checkpoint, clips=65)

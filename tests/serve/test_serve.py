@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -48,18 +47,27 @@ def predictor(tmp_path_factory):
     return load(tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt"), clips=3)
 
 
+@pytest.fixture(scope="module")
+def upload_root(tmp_path_factory) -> Path:
+    """The temp folder of the module's server (its uploads go to a folder inside)."""
+    return tmp_path_factory.mktemp("uploads")
+
+
+def upload_files(root: Path) -> list[Path]:
+    """Upload files anywhere under ``root`` (none once every answer is given)."""
+    return sorted(root.rglob("mict-upload-*"))
+
+
 @pytest.fixture
-def uploads(tmp_path, monkeypatch):
-    """The folder uploads are written to (checked empty after each answer)."""
-    folder = tmp_path / "uploads"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
+def uploads(upload_root):
+    """The folder of the upload files (checked empty after each answer)."""
+    return upload_root
 
 
 @pytest.fixture(scope="module")
-def client(predictor):
-    return TestClient(create_app(predictor, max_upload_mb=1, workers=2))
+def client(predictor, upload_root):
+    return TestClient(create_app(predictor, max_upload_mb=1, workers=2,
+                                 upload_dir=str(upload_root)))
 
 
 def expected(predictor, path, name: str, timeline: bool = False) -> dict:
@@ -79,7 +87,7 @@ def test_good_video_answers_predicts_json(client, predictor, make_video, tmp_pat
     assert answer.status_code == 200
     assert answer.json() == expected(predictor, video, "good.avi")
     assert answer.json()["clips"] == 3 and "timeline" not in answer.json()
-    assert list(uploads.iterdir()) == []
+    assert upload_files(uploads) == []
 
 
 def test_long_video_with_timeline(client, predictor, make_video, tmp_path, uploads):
@@ -90,14 +98,14 @@ def test_long_video_with_timeline(client, predictor, make_video, tmp_path, uploa
     assert [(s["start"], s["end"]) for s in record["timeline"]] == [(0, 1), (1, 2), (2, 3),
                                                                    (3, 3.5)]
     assert record == expected(predictor, video, "long.mp4", timeline=True)
-    assert list(uploads.iterdir()) == []
+    assert upload_files(uploads) == []
 
 
 def test_client_file_names_are_never_paths(client, make_video, tmp_path, uploads):
     video = make_video(tmp_path / "v.avi", 10)
     answer = post(client, video, name="../../etc/evil name.avi")
     assert answer.status_code == 200 and answer.json()["video"] == "evil name.avi"
-    assert list(uploads.iterdir()) == [] and not (tmp_path / "evil name.avi").exists()
+    assert upload_files(uploads) == [] and not (tmp_path / "evil name.avi").exists()
 
 
 def test_over_the_limit_is_413(client, tmp_path, uploads):
@@ -121,9 +129,9 @@ def test_reading_stops_at_the_limit(uploads):
     scope = {"type": "http", "method": "POST", "path": "/api/predict", "query_string": b"",
              "headers": [(b"content-type", b"multipart/form-data; boundary=x")]}
     with pytest.raises(UploadError) as info:
-        asyncio.run(receive_file(Request(scope, receive), "file", 2**20))
+        asyncio.run(receive_file(Request(scope, receive), "file", 2**20, str(uploads)))
     assert info.value.status == 413 and len(pulled) == 1 + 16  # the head, then 1 MB
-    assert list(uploads.iterdir()) == []
+    assert upload_files(uploads) == []
 
 
 def test_garbage_is_422_with_the_decoders_reason(client, tmp_path, uploads):
@@ -133,7 +141,7 @@ def test_garbage_is_422_with_the_decoders_reason(client, tmp_path, uploads):
     assert answer.status_code == 422
     message = answer.json()["error"]
     assert message.startswith("broken.mp4: ") and "video" in message
-    assert str(uploads) not in message and list(uploads.iterdir()) == []
+    assert str(uploads) not in message and upload_files(uploads) == []
     assert client.get("/healthz").json() == {"status": "ok"}  # still serving
 
 
@@ -142,7 +150,7 @@ def test_garbage_is_422_with_the_decoders_reason(client, tmp_path, uploads):
 def test_no_file_field_is_400(client, uploads, kwargs):
     answer = client.post("/api/predict", **kwargs)
     assert answer.status_code == 400 and '"file"' in answer.json()["error"]
-    assert list(uploads.iterdir()) == []
+    assert upload_files(uploads) == []
 
 
 def test_concurrent_requests_queue_and_all_answer(client, predictor, make_video, tmp_path):
@@ -185,7 +193,9 @@ def test_serve_argument_errors_exit_2(tmp_path, capsys, flag):
 
 @pytest.mark.parametrize("flag", [["--port", "70000"], ["--port", "0"],
                                   ["--max-upload-mb", "inf"], ["--max-upload-mb", "nan"],
-                                  ["--max-upload-mb", "-1"]])
+                                  ["--max-upload-mb", "-1"], ["--timeout", "0"],
+                                  ["--timeout", "inf"], ["--token", "short"],
+                                  ["--token", "has space"], ["--clips", "65"]])
 def test_out_of_range_flags_are_argument_errors(flag, capsys):
     from mictnet.cli import main
 
@@ -203,10 +213,14 @@ def test_a_host_beyond_loopback_is_warned_about(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(kw["host"]))
     ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
     assert main(["serve", "--checkpoint", str(ckpt), "--host", "0.0.0.0"]) == 0
-    assert "it has no authentication" in capsys.readouterr().err
+    assert "it has no authentication (add --token TOKEN)" in capsys.readouterr().err
+    assert main(["serve", "--checkpoint", str(ckpt), "--host", "0.0.0.0", "--token",
+                 "a-long-token"]) == 0
+    err = capsys.readouterr().err
+    assert "and has the token use the server" in err and "/?token=a-long-token" in err
     assert main(["serve", "--checkpoint", str(ckpt)]) == 0
     assert "no authentication" not in capsys.readouterr().err
-    assert served == ["0.0.0.0", "127.0.0.1"]
+    assert served == ["0.0.0.0", "0.0.0.0", "127.0.0.1"]
 
 
 def test_unknown_paths_and_methods_answer_json(client):

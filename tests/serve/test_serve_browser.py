@@ -60,17 +60,20 @@ def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 120) -> No
     pytest.fail(f"mict serve did not answer {url}/healthz in {timeout} s")
 
 
-@pytest.fixture
-def server(tmp_path) -> Iterator[tuple[str, Path]]:
-    """``(url, checkpoint)`` of a ``mict serve`` on a free local port."""
-    checkpoint = tiny_checkpoint(tmp_path / "tiny.pt")
+TOKEN = "browser-test-token"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """``(page url with the token, checkpoint)`` of a ``mict serve --token`` on a free port."""
+    checkpoint = tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
     port = free_port()
-    process = mict("serve", "--checkpoint", str(checkpoint), "--port", str(port),
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = mict("serve", "--checkpoint", str(checkpoint), "--port", str(port), "--token",
+                   TOKEN, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process)
-        yield url, checkpoint
+        yield f"{url}/?token={TOKEN}", checkpoint
     finally:
         process.terminate()
         _, err = process.communicate(timeout=30)
@@ -91,6 +94,16 @@ def browser() -> Iterator[webdriver.Chrome]:
         driver.quit()
 
 
+def upload(browser, url: str, video: Path) -> str:
+    """Open the page, upload ``video``, wait for the answer; the top-1 shown."""
+    browser.get(url)
+    WebDriverWait(browser, 30).until(
+        lambda d: "classes" in d.find_element(By.ID, "model").text)
+    browser.find_element(By.ID, "file").send_keys(str(video))
+    return WebDriverWait(browser, 120).until(
+        lambda d: d.find_element(By.ID, "top1").text or False)
+
+
 def test_page_shows_mict_predicts_top1(server, browser, make_video, tmp_path):
     url, checkpoint = server
     video = make_video(tmp_path / "drive.webm", 60, size=(320, 240), fourcc="VP80", fps=20)
@@ -99,13 +112,9 @@ def test_page_shows_mict_predicts_top1(server, browser, make_video, tmp_path):
                                capture_output=True, text=True, check=True)
     [record] = json.loads(predicted.stdout)
 
-    browser.get(url)
-    WebDriverWait(browser, 30).until(
-        lambda d: "classes" in d.find_element(By.ID, "model").text)
-    browser.find_element(By.ID, "file").send_keys(str(video))
-    top1 = WebDriverWait(browser, 120).until(
-        lambda d: d.find_element(By.ID, "top1").text or False)
+    top1 = upload(browser, url, video)
     assert top1 == record["labels"][0]
+    assert "token" not in browser.current_url  # kept for the tab, out of the address bar
     assert len(browser.find_elements(By.CSS_SELECTOR, "#bars .row")) == 3
     assert len(browser.find_elements(By.CSS_SELECTOR, "#timeline div")) == 3  # 3 s, 1 per s
     WebDriverWait(browser, 10).until(
@@ -118,3 +127,66 @@ def test_page_shows_mict_predicts_top1(server, browser, make_video, tmp_path):
     if os.environ.get("MICT_SAVE_SCREENSHOT") == "1":
         README_SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(screenshot, README_SCREENSHOT)
+    marks = [m.text for m in browser.find_elements(By.CSS_SELECTOR, "#marks span")]
+    assert marks == ["0 s", "1 s", "2 s", "3 s"]
+    head = browser.find_element(By.ID, "playhead")
+    assert head.is_displayed() and head.value_of_css_property("left") != "0px"
+    assert not browser.find_element(By.ID, "preview").is_displayed()
+
+
+def test_a_file_the_browser_cannot_play_gets_preview_frames(server, browser, make_video,
+                                                            tmp_path):
+    url, _ = server
+    video = make_video(tmp_path / "synthetic.avi", 40, size=(160, 120), fourcc="XVID")
+    upload(browser, url, video)
+    preview = WebDriverWait(browser, 10).until(
+        lambda d: d.find_element(By.ID, "preview").is_displayed()
+        and d.find_element(By.ID, "preview"))
+    assert preview.get_attribute("src").startswith("data:image/jpeg;base64,")
+    assert browser.execute_script("return arguments[0].naturalWidth", preview) == 160
+    assert not browser.find_element(By.ID, "video").is_displayed()
+    note = browser.find_element(By.ID, "note").text
+    assert note == "This browser cannot play synthetic.avi (its codec): showing 12 frames the " \
+                   "server decoded from it."
+
+
+def test_a_bad_file_is_an_error_in_red(server, browser, tmp_path):
+    url, _ = server
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00not a video" * 200)
+    browser.get(url)
+    WebDriverWait(browser, 30).until(lambda d: "classes" in d.find_element(By.ID, "model").text)
+    browser.find_element(By.ID, "file").send_keys(str(bad))
+    status = WebDriverWait(browser, 60).until(
+        lambda d: "error 422" in d.find_element(By.ID, "status").text
+        and d.find_element(By.ID, "status"))
+    time.sleep(0.5)  # the player's own error comes after: it must not restyle the status
+    assert status.get_attribute("class") == "error"
+    assert status.value_of_css_property("color") == "rgba(187, 0, 0, 1)"
+    assert "the answer is still" not in status.text and status.text.startswith(
+        "error 422: broken.mp4: ")
+    assert not browser.find_element(By.ID, "result").is_displayed()
+
+
+@pytest.mark.parametrize(("probability", "uncertain"), [(0.345, True), (0.9, False)])
+def test_a_low_confidence_answer_looks_uncertain(server, browser, probability, uncertain):
+    url, _ = server
+    browser.get(url)
+    record = {"video": "v.mp4", "labels": ["clap", "jump", "wave"],
+              "probabilities": [probability, (1 - probability) * 0.6, (1 - probability) * 0.4],
+              "frames": 30, "fps": 25, "width": 64, "height": 48, "clips": 1, "warning": None}
+    browser.execute_script("showResult(arguments[0])", record)
+    top1, confidence = (browser.find_element(By.ID, i) for i in ("top1", "confidence"))
+    assert top1.text == "clap"
+    assert (top1.get_attribute("class") == "uncertain") is uncertain
+    assert ("uncertain" in confidence.text) is uncertain
+    assert confidence.text.startswith(f"{100 * probability:.1f}% likely")
+
+
+def test_without_the_token_the_page_says_why(server, browser):
+    url, _ = server
+    browser.get(url.split("?")[0])
+    text = WebDriverWait(browser, 30).until(
+        lambda d: "unavailable" in d.find_element(By.ID, "model").text
+        and d.find_element(By.ID, "model").text)
+    assert "this server needs its token" in text

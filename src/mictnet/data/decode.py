@@ -12,6 +12,10 @@ the real end; ``info.frames`` becomes the real count (``info.header_frames`` kee
 and :class:`VideoError` (``truncated``) is raised. :meth:`VideoReader.read_clips` then plans its
 clips again on the real count; :meth:`VideoReader.check_end` decodes the last frames the header
 claims, so a truncated file is known before any clip is chosen (``mict check``, prediction).
+
+``VideoReader(path, shrink_to=(W, H))`` resizes frames larger than ``W×H`` to it as each is
+decoded (prediction: the model's resize), so memory follows the model's input, not the file's
+frame size; ``check`` is called once per decoded frame (a time budget raises there).
 """
 
 from __future__ import annotations
@@ -94,12 +98,19 @@ def _to_rgb(frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 class VideoReader:
-    """One open video file, read forward; reopens itself when asked for an earlier frame."""
+    """One open video file, read forward; reopens itself when asked for an earlier frame.
 
-    def __init__(self, path: str | Path, threads: int = DECODE_THREADS, seek: bool = True) -> None:
+    Frames come back at the file's size, or at ``shrink_to`` (width, height) when the file's
+    are larger on either side; ``check()``, when given, runs before each decoded frame.
+    """
+
+    def __init__(self, path: str | Path, threads: int = DECODE_THREADS, seek: bool = True,
+                 shrink_to: tuple[int, int] | None = None,
+                 check: Callable[[], None] | None = None) -> None:
         self.path = str(path)
         self.threads = threads
         self.seek = seek
+        self._check = check or (lambda: None)
         _check_file(self.path)
         self._cap = self._open()
         header_frames = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -112,6 +123,8 @@ class VideoReader:
         self._pos = 0
         self._sought = False  # a seek since the last rewind: the position is not a count
         self.info = VideoInfo(header_frames, fps, width, height, header_frames)
+        large = shrink_to is not None and (width > shrink_to[0] or height > shrink_to[1])
+        self.size = tuple(shrink_to) if large else (width, height)  # of the frames returned
         if header_frames <= 0:  # no usable count in the header: count by decoding
             self.info = VideoInfo(self._count_frames(), fps, width, height)
 
@@ -139,7 +152,10 @@ class VideoReader:
     def _count_frames(self) -> int:
         self._rewind()
         n = 0
-        while self._cap.grab():
+        while True:
+            self._check()
+            if not self._cap.grab():
+                break
             n += 1
         self._rewind()
         if n == 0:
@@ -196,8 +212,9 @@ class VideoReader:
         """Frames ``wanted`` (sorted, unique) into one preallocated array."""
         if wanted[0] < self._pos:
             self._rewind()
-        out = np.empty((len(wanted), self.info.height, self.info.width, 3), np.uint8)
+        out = np.empty((len(wanted), self.size[1], self.size[0], 3), np.uint8)
         for k, index in enumerate(wanted):
+            self._check()
             if seek and index - self._pos > SEEK_MIN_GAP and index < self.info.frames:
                 self._cap.set(cv2.CAP_PROP_POS_FRAMES, index)
                 self._sought = True
@@ -205,6 +222,7 @@ class VideoReader:
                     raise _SeekMissed  # landed elsewhere (past a truncated file's end)
                 self._pos = index
             while self._pos < index:
+                self._check()
                 if not self._cap.grab():
                     self._fail_short(index)
                 self._pos += 1
@@ -212,11 +230,11 @@ class VideoReader:
             if not ok or frame is None:
                 self._fail_short(index)
             self._pos += 1
-            if frame.shape[:2] != out.shape[1:3]:
+            if frame.shape[:2] != (self.info.height, self.info.width):
                 raise VideoError(self.path, f"frame {index} is {frame.shape[1]}x"
                                  f"{frame.shape[0]}, the header says {self.info.width}x"
                                  f"{self.info.height}", "unreadable")
-            _to_rgb(frame, out[k])
+            _to_rgb(self._shrunk(frame), out[k])
         return out
 
     def read_all(self, max_frames: int | None = None) -> np.ndarray:
@@ -225,16 +243,24 @@ class VideoReader:
             self._rewind()
         frames = []
         while max_frames is None or len(frames) < max_frames:
+            self._check()
             ok, frame = self._cap.read()
             if not ok or frame is None:
                 break
-            frames.append(_to_rgb(frame))
+            frames.append(_to_rgb(self._shrunk(frame)))
             self._pos += 1
         if not frames:
             raise VideoError(self.path, "the video has no decodable frames", "no-frames")
         if max_frames is None or len(frames) < max_frames:  # reached the real end
             self.info = replace(self.info, frames=len(frames))
         return np.stack(frames)
+
+    def _shrunk(self, frame: np.ndarray) -> np.ndarray:
+        """``frame`` at :attr:`size` (area interpolation: each output pixel averages its
+        source pixels)."""
+        if frame.shape[1::-1] == self.size:
+            return frame
+        return cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
 
     def _fail_short(self, index: int) -> None:
         """Decoding stopped before frame ``index``: the real end, found by sequential decoding."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 MODES = ("clip", "video", "multiclip")
+MAX_CLIPS = 64  # multiclip: clips per video at most (all of them are decoded and kept at once)
 
 
 def _randint(low: int, high: int, generator: torch.Generator | None) -> int:
@@ -53,6 +54,8 @@ class ClipSampler:
             raise ValueError(f"frames must be >= 1, got {self.frames}")
         if self.num_clips < 1 or self.max_stride < 1 or self.stride < 1:
             raise ValueError("num_clips, max_stride and stride must be >= 1")
+        if self.num_clips > MAX_CLIPS:
+            raise ValueError(f"num_clips is at most {MAX_CLIPS}, got {self.num_clips}")
 
     @property
     def whole_video(self) -> bool:

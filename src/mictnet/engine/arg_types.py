@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..data.sampling import MAX_CLIPS
+
 
 def positive_int(text: str) -> int:
     """An integer >= 1."""
@@ -19,6 +21,14 @@ def positive_int(text: str) -> int:
 def non_negative_int(text: str) -> int:
     """An integer >= 0."""
     return _int_at_least(text, 0)
+
+
+def clip_count(text: str) -> int:
+    """Clips per video: an integer 1..``MAX_CLIPS`` (all of them are decoded at once)."""
+    value = positive_int(text)
+    if value > MAX_CLIPS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_CLIPS} clips per video, got {value}")
+    return value
 
 
 def _int_at_least(text: str, low: int) -> int:

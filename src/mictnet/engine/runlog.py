@@ -86,8 +86,10 @@ def epoch_line(r: dict[str, Any], epochs: int) -> str:
             f"{format_seconds(r['epoch_seconds'])}")
 
 
-def summary_lines(result: Any, epochs: int, run_dir: Path, tensorboard: bool) -> list[str]:
-    """The closing lines of a run (``result``: a :class:`~.train.TrainResult`)."""
+def summary_lines(result: Any, epochs: int, run_dir: Path, tensorboard: bool,
+                  keep_resume: bool = False) -> list[str]:
+    """The closing lines of a run (``result``: a :class:`~.train.TrainResult`); a finished
+    one says what its checkpoints keep and what the folder costs on disk."""
     state = "stopped" if result.interrupted else "finished"
     lines = [f"{state} after {result.epochs_done}/{epochs} epochs (global step "
              f"{result.global_step}) in {format_seconds(result.seconds)}"]
@@ -102,7 +104,24 @@ def summary_lines(result: Any, epochs: int, run_dir: Path, tensorboard: bool) ->
                  f"{', tensorboard/' if tensorboard else ''}")
     if result.interrupted:
         lines.append(f"continue with: mict train --resume {run_dir}")
+    elif result.epochs_done >= epochs:
+        lines.append(disk_line(run_dir, keep_resume))
     return lines
+
+
+def disk_line(run_dir: Path, keep_resume: bool) -> str:
+    """``disk: last.pt 61.9 MB (...), best.pt 61.9 MB; the folder 124.1 MB``."""
+    def mb(size: int) -> str:
+        return f"{size / 1e6:.1f} MB"
+
+    kept = ("final weights with the resume state (--keep-resume)" if keep_resume else
+            "final weights, metrics and history; the optimiser state is dropped, --keep-resume "
+            "keeps it")
+    parts = [f"{name} {mb((run_dir / name).stat().st_size)}"
+             + (f" ({kept})" if name == "last.pt" else "")
+             for name in ("last.pt", "best.pt") if (run_dir / name).is_file()]
+    folder = sum(p.stat().st_size for p in run_dir.rglob("*") if p.is_file())
+    return f"disk: {', '.join(parts)}; the folder {mb(folder)}"
 
 
 def write_metrics_csv(path: Path, history: list[dict[str, Any]]) -> None:

@@ -6,6 +6,10 @@ AMP scaler, epoch, step, the epoch's running sums, the metric history and every 
 every process; with the seeded per-epoch data order (:mod:`.batching`) the resumed run replays
 the rest of the epoch exactly. SIGTERM or a first Ctrl-C finish the current step, write
 ``last.pt`` and stop; a second Ctrl-C stops at once.
+
+A run that finishes writes its last ``last.pt`` without the resume-only state (optimiser,
+scheduler, AMP scaler, RNG: :data:`RESUME_ONLY`) unless ``runtime.keep_resume``: the final
+weights, metrics and history stay, at about a third of the size.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ from .rng import capture_rng_state, restore_rng_state, seed_everything
 from .runlog import RunLog, epoch_line, format_seconds, log, summary_lines, write_metrics_csv
 from .schedule import build_scheduler
 from .train_config import ModelConfig, OptimConfig, RuntimeConfig, TrainConfig, save_config
+
+RESUME_ONLY = ("optimizer", "scheduler", "scaler", "rng")  # last.pt's state only a resume reads
 
 
 class NonFiniteLossError(RuntimeError):
@@ -353,7 +359,7 @@ class Trainer:
             if self.is_main:
                 save_checkpoint(self.run_dir / "best.pt", self.model, self._meta(record))
         if self._epoch_end_save_due():
-            self._save_last()
+            self._save_last(resumable=self.epoch < epochs or self.cfg.runtime.keep_resume)
         self.runlog.epoch(record, self.history)
         if self.is_main:
             log.info(epoch_line(record, self.cfg.schedule.epochs))
@@ -376,8 +382,9 @@ class Trainer:
         return CheckpointMeta(self.model.spec, self.classes, clip.input_size,
                               self.cfg.to_dict(), self.epoch, self.global_step, metrics, clip)
 
-    def _save_last(self, rng: dict[str, Any] | None = None) -> None:
-        """Write ``last.pt`` at the current step boundary (collective under DDP)."""
+    def _save_last(self, rng: dict[str, Any] | None = None, resumable: bool = True) -> None:
+        """Write ``last.pt`` at the current step boundary (collective under DDP); without
+        ``resumable``, without the :data:`RESUME_ONLY` state (a finished run)."""
         self._check_weights_finite()
         rng_states = D.all_gather_objects(rng if rng is not None else capture_rng_state())
         if self.is_main:
@@ -397,6 +404,8 @@ class Trainer:
                 "world_size": self.dist.world_size,
                 "rng": rng_states,
             }
+            if not resumable:
+                state = {k: v for k, v in state.items() if k not in RESUME_ONLY}
             record = self.history[-1] if self.history else None
             save_checkpoint(self.run_dir / "last.pt", self.model, self._meta(record), state)
         self.last_save = time.monotonic()
@@ -414,10 +423,19 @@ class Trainer:
             raise ValueError(f"{path}: the checkpoint's {len(ckpt['classes'])} classes differ "
                              f"from the dataset's {len(self.classes)}")
         load_weights(self.model, ckpt["state_dict"], str(path))
+        self._restore_counters(state)
+        if "optimizer" not in state:  # a finished run kept without it: nothing left to train
+            if self.epoch < self.cfg.schedule.epochs:
+                raise ValueError(f"{path}: a finished run's checkpoint without optimiser "
+                                 "state (runtime.keep_resume was off): it cannot train further")
+            return
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
+
+    def _restore_counters(self, state: dict[str, Any]) -> None:
+        """Epoch, steps, running sums, history and every process's RNG from ``state``."""
         self.epoch = int(state["epoch"])
         self.step_in_epoch = int(state["step_in_epoch"])
         self.global_step = int(state["global_step"])
@@ -427,6 +445,8 @@ class Trainer:
         self.history = list(state["history"])
         self.best_top1 = state["best_top1"]
         self.best_epoch = state["best_epoch"]
+        if "rng" not in state:
+            return
         if int(state["world_size"]) == self.dist.world_size:
             restore_rng_state(state["rng"][self.dist.rank])
         else:
@@ -521,5 +541,5 @@ class Trainer:
 
     def _summary(self, result: TrainResult) -> None:
         for line in summary_lines(result, self.cfg.schedule.epochs, self.run_dir,
-                                  self.cfg.runtime.tensorboard):
+                                  self.cfg.runtime.tensorboard, self.cfg.runtime.keep_resume):
             log.info(line)

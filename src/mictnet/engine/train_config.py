@@ -28,8 +28,9 @@ from typing import Any, Literal
 import yaml
 
 from ..data.catalog import DATASETS
+from ..data.sampling import MAX_CLIPS
 from ..models.weights import SOURCES
-from .arg_types import non_negative_int, positive_int
+from .arg_types import clip_count, non_negative_int, positive_int
 from .precision import AMP_MODES
 
 AmpMode = Literal[AMP_MODES]  # type: ignore[valid-type]
@@ -248,6 +249,10 @@ class RuntimeConfig:
     checkpoint_every: int = option(0, "optimiser steps between mid-epoch checkpoints; 0: none")
     checkpoint_minutes: float = option(10.0, "also checkpoint when this much time passed; "
                                              "0: never")
+    keep_resume: bool = option(False, "a finished run's last.pt keeps its optimiser, scheduler "
+                                      "and RNG state (twice the weights' size); default: dropped "
+                                      "at the end, as nothing resumes a finished run",
+                               flag="keep-resume", resumable=True)
     log_every: int = option(10, "optimiser steps between TensorBoard points")
     progress: bool = option(True, "progress bars", flag="no-progress", resumable=True)
     tensorboard: bool = option(True, "TensorBoard event files in the run folder")
@@ -271,9 +276,9 @@ class InferenceConfig:
                          flag="device", metavar="DEVICE")
     amp: AmpMode = option("auto", "mixed precision; auto: bf16/fp16 on CUDA, bf16 on a CPU that "
                                   "runs it natively, else fp32", flag="amp")
-    clips: int = option(1, "up to this many clips per video, evenly spaced (no more than it "
-                           "holds), their scores averaged; evaluate: in --mode video",
-                        flag="clips", parse=positive_int)
+    clips: int = option(1, f"up to this many clips per video (at most {MAX_CLIPS}), evenly "
+                           "spaced (no more than it holds), their scores averaged; evaluate: in "
+                           "--mode video", flag="clips", parse=clip_count)
     batch_size: int = option(8, "clips per forward pass", flag="batch-size", parse=positive_int)
     workers: int = option(2, "data-loading processes (0: in this process)", flag="workers",
                           parse=non_negative_int)
@@ -283,6 +288,8 @@ class InferenceConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got "
                                  f"{getattr(self, name)}")
+        if self.clips > MAX_CLIPS:
+            raise ValueError(f"--clips is at most {MAX_CLIPS}, got {self.clips}")
         if self.workers < 0:
             raise ValueError(f"--workers must be >= 0, got {self.workers}")
 

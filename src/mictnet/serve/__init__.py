@@ -1,30 +1,39 @@
 """``mict serve``: a web page and an HTTP API over a :class:`~mictnet.inference.Predictor`.
 
 ``create_app(predictor)`` is a Starlette app: ``GET /`` (the page, self-contained),
-``POST /api/predict`` (multipart field ``file``; ``?timeline=1`` adds the timeline) answering
-``mict predict --json``'s record, ``GET /api/model`` and ``GET /healthz``. Uploads stream into
-temporary files deleted after the answer; inference runs in a bounded thread pool, so concurrent
-requests queue. Errors are JSON ``{"error": "..."}``: 400 (no file), 413 (over the limit), 422
-(not a readable video), 500.
+``POST /api/predict`` (multipart field ``file``; ``?timeline=1`` adds the timeline,
+``?preview=1`` a few JPEG frames) answering ``mict predict --json``'s record, ``GET /api/model``
+and ``GET /healthz``. Uploads stream into temporary files of the server's own folder, deleted
+on every path (answered, refused, client gone, cancelled); a server removes the files a killed
+one left. Inference runs in a bounded thread pool, so concurrent requests queue; a request's
+claims are checked first (:class:`~mictnet.serve.limits.Limits`) and its work stops at its time
+budget. Errors are JSON ``{"error": "..."}``: 400 (no file), 401 (no token, with ``token``),
+404, 405, 413 (over the limit), 422 (not a readable video, or beyond the limits), 500, 503
+(over the time budget).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from ..data.decode import VideoError
-from ..inference import Predictor, prediction_record
+from ..data.decode import VideoError, VideoReader
+from ..inference import FALLBACK_FPS, BudgetExceeded, Predictor, budget_check, prediction_record
+from .limits import DEFAULT_LIMITS, Limits
 from .page import PAGE
+from .preview import preview
+from .tempdir import UploadFolder
 from .upload import Upload, UploadError, receive_file
 
 log = logging.getLogger(__name__)
@@ -39,28 +48,70 @@ def model_info(predictor: Predictor) -> dict:
             "input_size": list(predictor.clip.input_size), "clip": predictor.clip.to_dict()}
 
 
-def predict_upload(predictor: Predictor, upload: Upload, timeline: bool) -> dict:
-    """``mict predict --json``'s record of an uploaded file, named by the client's file name."""
+def predict_upload(predictor: Predictor, upload: Upload, timeline: bool,
+                   limits: Limits = DEFAULT_LIMITS, deadline: float | None = None,
+                   with_preview: bool = False) -> dict:
+    """``mict predict --json``'s record of an uploaded file, named by the client's file name;
+    the file's claims are checked against ``limits`` first, the work stops at ``deadline``
+    (:class:`~mictnet.inference.BudgetExceeded`). A timeline over ``limits.max_steps`` gets
+    coarser steps, said in the record's ``notes``; ``with_preview`` adds ``preview``
+    (:func:`~mictnet.serve.preview.preview`)."""
+    check = budget_check(deadline)
+    with VideoReader(upload.path, check=check) as reader:
+        info = reader.info
+    limits.check(upload.name, info)
+    fps = info.fps or FALLBACK_FPS
+    notes, steps = [], None
     if timeline:
-        prediction, steps = predictor.predict_with_timeline(upload.path)
+        step = limits.step_seconds(info, fps)
+        prediction, steps = predictor.predict_with_timeline(upload.path, step_seconds=step,
+                                                            deadline=deadline)
+        if step != 1:
+            notes.append(f"timeline: one step per {step:g} s (at most {limits.max_steps} "
+                         "steps)")
     else:
-        prediction, steps = predictor.predict(upload.path), None
-    return prediction_record(replace(prediction, video=upload.name), steps)
+        prediction = predictor.predict(upload.path, deadline=deadline)
+    record = prediction_record(replace(prediction, video=upload.name), steps)
+    if with_preview:
+        record["preview"] = preview(upload.path, fps, check=check)
+    return {**record, "notes": notes} if notes else record
 
 
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def create_app(predictor: Predictor, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
-               workers: int = 1) -> Starlette:
-    """The app; ``workers`` threads run inference (more requests wait their turn)."""
-    if workers < 1 or max_upload_mb <= 0:
-        raise ValueError(f"need workers >= 1 and max_upload_mb > 0, got {workers}, "
-                         f"{max_upload_mb}")
+               workers: int = 1, timeout: float | None = None, token: str | None = None,
+               limits: Limits = DEFAULT_LIMITS, upload_dir: str | None = None) -> Starlette:
+    """The app; ``workers`` threads run inference (more requests wait their turn), each request
+    within ``timeout`` seconds from its upload's end (503 after; ``None``: no limit); ``token``:
+    the API asks for ``Authorization: Bearer TOKEN`` (401 without). Uploads go to this server's
+    own folder under ``upload_dir`` (default: the temp folder), where what a killed server left
+    is removed now (:class:`~mictnet.serve.tempdir.UploadFolder`)."""
+    if workers < 1 or max_upload_mb <= 0 or (timeout is not None and timeout <= 0):
+        raise ValueError(f"need workers >= 1, max_upload_mb > 0 and timeout > 0, got {workers}, "
+                         f"{max_upload_mb}, {timeout}")
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mict-predict")
     max_bytes = int(max_upload_mb * 2**20)
     info = model_info(predictor)
+    folder = UploadFolder(upload_dir)
+    if folder.removed:
+        log.warning("removed %d upload(s) a previous server left in %s", folder.removed,
+                    folder.root)
+
+    def authorised(request: Request) -> bool:
+        given = request.headers.get("authorization", "")
+        return token is None or hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+    def api(handler):
+        async def guarded(request: Request) -> Response:
+            if not authorised(request):
+                return error(401, "this server needs its token: Authorization: Bearer TOKEN "
+                             "(the page: open it as /?token=TOKEN)",
+                             {"WWW-Authenticate": "Bearer"})
+            return await handler(request)
+        return guarded
 
     async def page(request: Request) -> Response:
         return HTMLResponse(PAGE)
@@ -72,18 +123,25 @@ def create_app(predictor: Predictor, max_upload_mb: float = DEFAULT_MAX_UPLOAD_M
         return JSONResponse({"status": "ok"})
 
     async def predict(request: Request) -> Response:
-        timeline = request.query_params.get("timeline", "0").lower() in ("1", "true", "yes")
+        timeline, with_preview = (request.query_params.get(name, "0").lower() in
+                                  ("1", "true", "yes") for name in ("timeline", "preview"))
         try:
-            upload = await receive_file(request, "file", max_bytes)
+            upload = await receive_file(request, "file", max_bytes, str(folder.path))
         except UploadError as err:
             return error(err.status, err.message)
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody is listening
+        deadline = None if timeout is None else time.monotonic() + timeout
+        job = pool.submit(predict_upload, predictor, upload, timeline, limits, deadline,
+                          with_preview)
+        job.add_done_callback(lambda _: upload.path.unlink(missing_ok=True))  # also if cancelled
         try:
-            loop = asyncio.get_running_loop()
-            record = await loop.run_in_executor(pool, predict_upload, predictor, upload, timeline)
+            record = await asyncio.wait_for(asyncio.wrap_future(job), timeout)
         except VideoError as err:
             return error(422, f"{upload.name}: {err.problem}")
-        finally:
-            upload.path.unlink(missing_ok=True)
+        except (BudgetExceeded, asyncio.TimeoutError):
+            return error(503, f"{upload.name}: not answered within the server's time budget of "
+                              f"{timeout:g} s (--timeout); try a shorter video")
         return JSONResponse(record)
 
     async def refused(request: Request, exc: HTTPException) -> Response:
@@ -98,10 +156,13 @@ def create_app(predictor: Predictor, max_upload_mb: float = DEFAULT_MAX_UPLOAD_M
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
-        yield
-        pool.shutdown(wait=False, cancel_futures=True)
+        try:
+            yield
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+            folder.close()
 
-    routes = [Route("/", page), Route("/api/model", model), Route("/healthz", healthz),
-              Route("/api/predict", predict, methods=["POST"])]
+    routes = [Route("/", page), Route("/api/model", api(model)), Route("/healthz", healthz),
+              Route("/api/predict", api(predict), methods=["POST"])]
     return Starlette(routes=routes, exception_handlers={HTTPException: refused, Exception: failed},
                      lifespan=lifespan)

@@ -1,6 +1,10 @@
 """The page served at ``/``: one self-contained HTML file (inline CSS and JS, no external
-resource). It uploads a video with a progress bar, plays it beside the top-5 actions, and shows
-the timeline (top action per second) as a strip that seeks the player when clicked."""
+resource). It uploads a video with a progress bar, plays it beside the top-5 actions (a top
+action under 50% is shown as uncertain), and shows the timeline (top action per second, the
+PNG timeline's colours) as a strip with time marks and a playhead that seeks the player when
+clicked. A file the browser cannot play is shown as the server's preview frames, said plainly;
+errors are red. ``/?token=TOKEN`` keeps the server's token for this tab and sends it as
+``Authorization: Bearer``."""
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -24,12 +28,25 @@ progress { width: 100%; height: 14px; margin-top: 10px; }
 #player { flex: 1 1 420px; }
 video { width: 100%; max-height: 420px; background: #000; border-radius: 6px; }
 #actions { flex: 1 1 300px; }
-#top1 { font-size: 22px; font-weight: 600; margin-bottom: 10px; }
+#top1 { font-size: 22px; font-weight: 600; }
+#top1.uncertain { color: #777; font-style: italic; font-weight: 500; }
+#confidence { font-size: 13px; color: #555; margin-bottom: 10px; }
+#confidence.uncertain { color: #a15c00; font-weight: 600; }
+#preview { width: 100%; max-height: 420px; object-fit: contain; background: #000;
+           border-radius: 6px; }
+#note { font-size: 13px; color: #a15c00; margin: 4px 0; }
+#strip { position: relative; margin-top: 8px; }
+#playhead { position: absolute; top: -3px; bottom: -3px; width: 2px; background: #000;
+            left: 0; pointer-events: none; }
+#marks { position: relative; height: 16px; font-size: 11px; color: #555; }
+#marks span { position: absolute; transform: translateX(-50%); white-space: nowrap; }
+#marks span::before { content: ""; position: absolute; left: 50%; top: -4px; height: 4px;
+                      border-left: 1px solid #888; }
 .row { margin: 6px 0; }
 .row .name { display: flex; justify-content: space-between; font-size: 14px; }
 .bar { height: 10px; background: #eee; border-radius: 5px; overflow: hidden; }
 .bar div { height: 100%; background: #46c; }
-#timeline { display: flex; height: 22px; margin-top: 8px; border-radius: 4px;
+#timeline { display: flex; height: 22px; border-radius: 4px;
             overflow: hidden; cursor: pointer; }
 #timeline div { height: 100%; box-shadow: inset -1px 0 #fff; }
 #timeline div:hover { opacity: 0.7; }
@@ -48,19 +65,43 @@ video { width: 100%; max-height: 420px; background: #000; border-radius: 6px; }
 <div id="result">
   <div id="player">
     <video id="video" controls muted></video>
-    <div id="timeline" title="top action per second: click to seek"></div>
+    <img id="preview" alt="frames of the video" hidden>
+    <div id="note" hidden></div>
+    <div id="strip"><div id="timeline" title="top action per second: click to seek"></div>
+      <div id="playhead" hidden></div></div>
+    <div id="marks"></div>
     <div id="legend"></div>
   </div>
-  <div id="actions"><div id="top1"></div><div id="bars"></div></div>
+  <div id="actions"><div id="top1"></div><div id="confidence"></div><div id="bars"></div></div>
 </div>
 <script>
 "use strict";
 const $ = (id) => document.getElementById(id);
-let classes = [];
+const UNCERTAIN = 0.5;  // a top action below this is shown as a guess
+const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                 "#7f7f7f", "#bcbd22", "#17becf"];  // matplotlib's tab10, as the PNG timeline
+let order = [], current = null, total = 0, ticker = null;
+const query = new URLSearchParams(location.search);
+if (query.has("token")) {  // kept for this tab, out of the address bar
+  sessionStorage.setItem("mict-token", query.get("token"));
+  history.replaceState(null, "", location.pathname);
+}
+const token = sessionStorage.getItem("mict-token");
+const auth = token ? {"Authorization": "Bearer " + token} : {};
 
-function colour(label) {
-  const i = Math.max(classes.indexOf(label), 0);
-  return "hsl(" + Math.round(i * 137.508) % 360 + ", 62%, 52%)";
+function colour(label) {  // by first appearance, timeline first, as the PNG timeline
+  if (!order.includes(label)) order.push(label);
+  return PALETTE[order.indexOf(label) % PALETTE.length];
+}
+
+function clock(t) {
+  return t < 60 ? t + " s" : Math.floor(t / 60) + ":" + String(Math.round(t % 60)).padStart(2, "0");
+}
+
+function showPlayhead(t) {
+  const head = $("playhead");
+  head.hidden = !total;
+  if (total) head.style.left = (100 * Math.min(t / total, 1)) + "%";
 }
 
 function setStatus(text, isError) {
@@ -88,12 +129,30 @@ function row(label, probability) {
   return div;
 }
 
+function showMarks() {
+  const every = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600]
+    .find((e) => total / e <= 8) || 7200;
+  const marks = [];
+  for (let t = 0; t <= total + 1e-9; t += every) {
+    const mark = document.createElement("span");
+    mark.style.left = (100 * t / total) + "%";
+    mark.textContent = clock(t);
+    marks.push(mark);
+  }
+  $("marks").replaceChildren(...marks);
+}
+
 function showTimeline(steps) {
   const strip = $("timeline"), legend = $("legend");
   strip.replaceChildren();
   legend.replaceChildren();
+  $("marks").replaceChildren();
+  total = 0;
+  showPlayhead(0);
   if (!steps || steps.length < 2) return;
-  const total = steps[steps.length - 1].end;
+  total = steps[steps.length - 1].end;
+  showMarks();
+  showPlayhead(0);
   for (const s of steps) {
     const seg = document.createElement("div");
     seg.style.width = (100 * (s.end - s.start) / total) + "%";
@@ -110,22 +169,58 @@ function showTimeline(steps) {
   }
 }
 
+function showPreview() {  // the browser cannot decode the file: the server's frames instead
+  const preview = current && current.preview, note = $("note"), img = $("preview");
+  $("video").hidden = true;
+  note.hidden = false;
+  if (!preview || !preview.frames.length) {
+    note.textContent = "This browser cannot play " + current.video + " (its codec); "
+      + "the answer below is the model's all the same.";
+    return;
+  }
+  note.textContent = "This browser cannot play " + current.video + " (its codec): showing "
+    + preview.frames.length + " frames the server decoded from it.";
+  img.hidden = false;
+  let k = 0;
+  const step = () => {
+    img.src = preview.frames[k];
+    showPlayhead(preview.times[k]);
+    k = (k + 1) % preview.frames.length;
+  };
+  step();
+  ticker = setInterval(step, 400);
+}
+
 function showResult(record) {
-  $("top1").textContent = record.labels[0];
-  $("bars").replaceChildren(...record.labels.map((l, i) => row(l, record.probabilities[i])));
+  current = record;
+  order = [];
   showTimeline(record.timeline);
+  const p = record.probabilities[0], sure = p >= UNCERTAIN;
+  $("top1").textContent = record.labels[0];
+  $("top1").className = sure ? "" : "uncertain";
+  $("confidence").textContent = (100 * p).toFixed(1) + "% likely"
+    + (sure ? "" : ": uncertain, the model's best guess");
+  $("confidence").className = sure ? "" : "uncertain";
+  $("bars").replaceChildren(...record.labels.map((l, i) => row(l, record.probabilities[i])));
   $("result").className = "shown";
+  if ($("video").error) showPreview();
   const clips = record.clips + " clip" + (record.clips > 1 ? "s" : "");
   setStatus(record.video + ": " + record.width + "x" + record.height + ", " + record.frames
-    + " frames, " + clips + (record.warning ? "; warning: " + record.warning : ""), false);
+    + " frames, " + clips + (record.warning ? "; warning: " + record.warning : "")
+    + (record.notes ? "; " + record.notes.join("; ") : ""), false);
 }
 
 function upload(file) {
   const video = $("video");
   if (video.src) URL.revokeObjectURL(video.src);
+  clearInterval(ticker);
+  current = null;
+  video.hidden = false;
+  $("preview").hidden = true;
+  $("note").hidden = true;
   video.src = URL.createObjectURL(file);
-  video.onerror = () => setStatus($("status").textContent
-    + " (this browser cannot play the file; the answer is still the model's)", false);
+  video.onerror = () => { if (current) showPreview(); };  // else: when the answer comes
+  video.ontimeupdate = () => showPlayhead(video.currentTime);
   $("result").className = "";
   const progress = $("progress");
   progress.hidden = false;
@@ -134,7 +229,8 @@ function upload(file) {
   const form = new FormData();
   form.append("file", file);
   const xhr = new XMLHttpRequest();
-  xhr.open("POST", "api/predict?timeline=1");
+  xhr.open("POST", "api/predict?timeline=1&preview=1");
+  for (const [name, value] of Object.entries(auth)) xhr.setRequestHeader(name, value);
   xhr.upload.onprogress = (e) => { if (e.lengthComputable) progress.value = e.loaded / e.total; };
   xhr.upload.onload = () => {
     progress.removeAttribute("value");
@@ -161,11 +257,11 @@ drop.ondrop = (e) => {
   if (e.dataTransfer.files.length) upload(e.dataTransfer.files[0]);
 };
 
-fetch("api/model").then((r) => r.json()).then((m) => {
-  classes = m.classes;
+fetch("api/model", {headers: auth}).then((r) => r.json()).then((m) => {
+  if (m.error) throw new Error(m.error);
   $("model").textContent = "model " + m.model + " \\u00b7 " + m.num_classes + " classes \\u00b7 "
     + "input " + m.input_size.join("\\u00d7") + " (frames\\u00d7height\\u00d7width)";
-}).catch(() => { $("model").textContent = "model information unavailable"; });
+}).catch((e) => { $("model").textContent = "model information unavailable: " + e.message; });
 </script>
 </body>
 </html>

@@ -11,6 +11,8 @@ from typing import IO
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
+from .tempdir import UPLOAD_PREFIX
+
 MAX_SUFFIX = 10  # characters after the dot kept from the client's file name
 
 
@@ -75,7 +77,7 @@ class _FilePart:
                 or b"filename" not in options):
             return
         name = client_name(options[b"filename"].decode("utf-8", "replace"))
-        fd, path = tempfile.mkstemp(prefix="mict-upload-", suffix=safe_suffix(name),
+        fd, path = tempfile.mkstemp(prefix=UPLOAD_PREFIX, suffix=safe_suffix(name),
                                     dir=self.directory)
         self.out = os.fdopen(fd, "wb")
         self.upload = Upload(Path(path), name)
@@ -99,7 +101,8 @@ async def receive_file(request: Request, field: str, max_bytes: int,
                        directory: str | None = None) -> Upload:
     """Stream the multipart ``field`` of ``request`` into a temporary file (the caller deletes
     it). Raises :class:`UploadError`: 400 (not multipart, no such field), 413 (body over
-    ``max_bytes``; reading stops there)."""
+    ``max_bytes``; reading stops there). However reading ends otherwise (the client disconnects:
+    Starlette's ``ClientDisconnect``; the task is cancelled), the file is gone first."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in options:
         raise UploadError(400, f'expected a multipart/form-data upload with a "{field}" field')
@@ -116,12 +119,12 @@ async def receive_file(request: Request, field: str, max_bytes: int,
                 raise UploadError(413, _too_large(max_bytes))
             parser.write(chunk)
         parser.finalize()
-    except UploadError:
-        part.discard()
-        raise
     except ValueError as err:  # python_multipart's errors (bad framing) are ValueErrors
         part.discard()
         raise UploadError(400, f"malformed multipart upload: {err}") from None
+    except BaseException:  # UploadError, a disconnected client, a cancelled task
+        part.discard()
+        raise
     part.close()
     if part.upload is None:
         raise UploadError(400, f'no "{field}" file field in the upload')

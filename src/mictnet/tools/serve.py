@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from urllib.parse import quote
 
 from ..engine.arg_types import positive_int
 from ..engine.config_flags import add_section_flags, section_from_args
@@ -36,6 +37,14 @@ def port_number(text: str) -> int:
     return port
 
 
+def token_text(text: str) -> str:
+    """A bearer token: 8 or more printable ASCII characters, no spaces."""
+    if len(text) < 8 or not all(33 <= ord(c) < 127 for c in text):
+        raise argparse.ArgumentTypeError("a token is 8 or more printable ASCII characters "
+                                         "without spaces")
+    return text
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -46,15 +55,19 @@ def run(args: argparse.Namespace) -> int:
     from ..inference import load
 
     if args.host not in LOOPBACK:
-        print(f"warning: --host {args.host} lets anyone who reaches this port use the server: "
-              "it has no authentication. Put it behind a reverse proxy that authenticates "
+        print(f"warning: --host {args.host} lets anyone who reaches this port "
+              + ("use the server: it has no authentication (add --token TOKEN)"
+                 if args.token is None else "and has the token use the server, and the token "
+                 "travels in clear text over plain HTTP")
+              + ". Put it behind a reverse proxy that authenticates and speaks HTTPS "
               "(nginx auth_basic, an SSH tunnel), or keep the default 127.0.0.1.",
               file=sys.stderr)
     run_as = section_from_args(args, InferenceConfig, INFERENCE)
     predictor = load(args.checkpoint, run_as.device, run_as.clips, run_as.amp)
-    app = create_app(predictor, args.max_upload_mb, args.workers)
-    print(f"serving {args.checkpoint} at http://{args.host}:{args.port}/ (Ctrl+C stops)",
-          file=sys.stderr)
+    app = create_app(predictor, args.max_upload_mb, args.workers, args.timeout, args.token)
+    query = f"?token={quote(args.token, safe='')}" if args.token else ""
+    page = f"http://{args.host}:{args.port}/{query}"
+    print(f"serving {args.checkpoint} at {page} (Ctrl+C stops)", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 
@@ -69,5 +82,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="larger uploads are refused with 413")
     p.add_argument("--workers", type=positive_int, default=1,
                    help="inference threads (more requests wait their turn; bounds memory)")
+    p.add_argument("--timeout", type=positive_float, default=60.0, metavar="SECONDS",
+                   help="time budget of a request once uploaded: later, it gets 503 and its "
+                        "worker moves on")
+    p.add_argument("--token", type=token_text, default=None,
+                   help="the API asks for 'Authorization: Bearer TOKEN' (401 without); the page "
+                        "takes it as /?token=TOKEN")
     add_section_flags(p, InferenceConfig, INFERENCE, defaults={"clips": DEFAULT_CLIPS})
     p.set_defaults(func=run)
