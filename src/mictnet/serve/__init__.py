@@ -2,7 +2,9 @@
 
 ``create_app(predictor)`` is a Starlette app: ``GET /`` (the page, self-contained),
 ``POST /api/predict`` (multipart field ``file``; ``?timeline=1`` adds the timeline) answering
-``mict predict --json``'s record, ``GET /api/model`` and ``GET /healthz``. Uploads stream into
+``mict predict --json``'s record, ``POST /api/explain`` (the same upload; ``?class=NAME``,
+default the top class) answering ``mict explain``'s ``explain.json`` record (heat per frame),
+``GET /api/model`` and ``GET /healthz``. Uploads stream into
 temporary files deleted after the answer; inference runs in a bounded thread pool, so concurrent
 requests queue. Errors are JSON ``{"error": "..."}``: 400 (no file), 413 (over the limit), 422
 (not a readable video), 500.
@@ -48,6 +50,15 @@ def predict_upload(predictor: Predictor, upload: Upload, timeline: bool) -> dict
     return prediction_record(replace(prediction, video=upload.name), steps)
 
 
+def explain_upload(predictor: Predictor, upload: Upload, target: str | None) -> dict:
+    """``mict explain``'s record of an uploaded file (Grad-CAM of ``target`` or the top
+    class), named by the client's file name."""
+    from .explain import explain
+
+    [found] = explain(predictor, upload.path, [target] if target else None)
+    return found.to_dict() | {"video": upload.name}
+
+
 def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -86,6 +97,23 @@ def create_app(predictor: Predictor, max_upload_mb: float = DEFAULT_MAX_UPLOAD_M
             upload.path.unlink(missing_ok=True)
         return JSONResponse(record)
 
+    async def explain(request: Request) -> Response:
+        target = request.query_params.get("class") or None
+        if target is not None and target not in predictor.classes:
+            return error(400, f"unknown class {target!r}")
+        try:
+            upload = await receive_file(request, "file", max_bytes)
+        except UploadError as err:
+            return error(err.status, err.message)
+        try:
+            loop = asyncio.get_running_loop()
+            record = await loop.run_in_executor(pool, explain_upload, predictor, upload, target)
+        except VideoError as err:
+            return error(422, f"{upload.name}: {err.problem}")
+        finally:
+            upload.path.unlink(missing_ok=True)
+        return JSONResponse(record)
+
     async def refused(request: Request, exc: HTTPException) -> Response:
         """404, 405 and the like: JSON as every other error, their headers (``Allow``) kept."""
         response = error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
@@ -102,6 +130,7 @@ def create_app(predictor: Predictor, max_upload_mb: float = DEFAULT_MAX_UPLOAD_M
         pool.shutdown(wait=False, cancel_futures=True)
 
     routes = [Route("/", page), Route("/api/model", model), Route("/healthz", healthz),
-              Route("/api/predict", predict, methods=["POST"])]
+              Route("/api/predict", predict, methods=["POST"]),
+              Route("/api/explain", explain, methods=["POST"])]
     return Starlette(routes=routes, exception_handlers={HTTPException: refused, Exception: failed},
                      lifespan=lifespan)
