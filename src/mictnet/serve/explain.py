@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -134,7 +133,8 @@ def explain(predictor: Predictor, video: str | Path, targets: Sequence[str | int
         strength = scaled.mean(axis=(1, 2))
         out.append(Explanation(str(video), label, float(probability[label]), prediction.label,
                                method, name, info.frames, info.fps, info.width, info.height,
-                               crop, predictor.clip.crop, [(s, len(i)) for s, i in plan], scaled.astype(np.float32),
+                               crop, predictor.clip.crop, [(s, len(i)) for s, i in plan],
+                               scaled.astype(np.float32),
                                (strength / max(float(strength.max()), 1e-12)).astype(np.float32)))
     return out
 
