@@ -10,7 +10,7 @@ randomised, rank correlation < 0.3.
 
 Without ``--checkpoint`` it trains the ``mict demo --quick`` model first (the quick dataset,
 the demo-quick preset, seed 0; about a minute on 2 cores). ``--png`` writes the explanation
-sheet of the first test clip (the README's docs/explain.png).
+sheet of the first test clip it classifies right (the README's docs/explain.png).
 
     python benchmarks/bench_explain.py [--checkpoint CKPT --data SYNTH_DIR] [--clips 48]
         [--method gradcam] [--layer auto] [--png docs/explain.png]
@@ -60,8 +60,8 @@ def measure(predictor: Predictor, data: Path, clips: int, method: str, layer: st
     random = Predictor(randomised(predictor.model), _meta_of(predictor))
     totals = {"trained": [0, 0], "randomised": [0, 0]}
     shares = {"trained": [], "randomised": []}
-    correlations = []
-    for k, name in enumerate(picks):
+    correlations, png_written = [], False
+    for name in picks:
         video, boxes = data / "UCF-101" / name, object_boxes(meta, name)
         pair = {}
         for key, p in (("trained", predictor), ("randomised", random)):
@@ -72,9 +72,10 @@ def measure(predictor: Predictor, data: Path, clips: int, method: str, layer: st
             shares[key].append(heat_share(e, boxes))
             pair[key] = e
         correlations.append(rank_correlation(pair["trained"], pair["randomised"]))
-        if k == 0 and png is not None:
+        if png is not None and not png_written and pair["trained"].label == name.split("/")[0]:
             plot_sheet(pair["trained"], png, boxes=boxes)
-            print(f"wrote {png} ({png.stat().st_size / 1024:.0f} KB)")
+            png_written = True
+            print(f"wrote {png} for {name} ({png.stat().st_size / 1024:.0f} KB)")
     out = {"layer": pair["trained"].layer, "grid": "x".join(map(str, e.maps.shape[1:]))}
     for key in totals:
         out[f"{key} pointing"] = totals[key][0] / max(totals[key][1], 1)
@@ -99,7 +100,8 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=48, help="test clips measured")
     parser.add_argument("--method", default="gradcam", choices=("gradcam", "gradcam++"))
     parser.add_argument("--layer", default="auto")
-    parser.add_argument("--png", type=Path, help="write the first clip's sheet here")
+    parser.add_argument("--png", type=Path,
+                        help="write the sheet of the first clip classified right here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-explain-") as tmp:
         if args.checkpoint:
