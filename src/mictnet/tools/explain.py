@@ -14,7 +14,7 @@ from ..engine.arg_types import positive_int
 from ..engine.config_flags import add_section_flags, section_from_args
 from ..engine.train_config import InferenceConfig
 from ..inference import DEFAULT_CLIPS, load
-from ..serve.explain import METHODS, Explanation, explain
+from ..serve.explain import METHODS, Explanation, explain, resolve_layer
 from ..serve.explain_render import plot_importance, plot_sheet, write_videos
 
 DEFAULT_OUT = Path("explanations")
@@ -48,12 +48,17 @@ def describe(e: Explanation) -> str:
 def run(args: argparse.Namespace) -> int:
     run_as = section_from_args(args, InferenceConfig)
     predictor = load(args.checkpoint, run_as.device, run_as.clips, run_as.amp)
+    if args.target and args.target not in predictor.classes:
+        raise ValueError(f"unknown class {args.target!r}; the model knows "
+                         f"{', '.join(predictor.classes)}")
+    layer = resolve_layer(predictor.model, predictor.clip.input_size, args.layer,
+                          predictor.device)
     out = Path(args.out)
     failed = 0
     for video in args.videos:
         try:
             found = explain(predictor, video, [args.target] if args.target else None,
-                            top=args.top, layer=args.layer, method=args.method, progress=True)
+                            top=args.top, layer=layer, method=args.method, progress=True)
             folder = video_folder(out, video)
             print(f"{video} ({found[0].width}x{found[0].height}, {found[0].frames} frames)")
             records = []
@@ -66,8 +71,6 @@ def run(args: argparse.Namespace) -> int:
             table.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
             print(f"  {table}")
         except (ValueError, OSError) as err:  # VideoError is a ValueError and names the file
-            if "unknown class" in str(err) or "no layer" in str(err):
-                raise
             message = str(err) if str(video) in str(err) else f"{video}: {err}"
             print(f"error: {message}", file=sys.stderr)
             failed += 1
