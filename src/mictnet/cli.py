@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("benchmark", "parameters, GFLOPs, memory and frames/s of models "
                                "(interleaved runs)"),
     "predict": ("predict", "top actions in video files (and a timeline)"),
+    "explain": ("explain", "Grad-CAM over space and time: where and when a video showed its "
+                           "action"),
     "export": ("export", "export a checkpoint to ONNX or TorchScript (dynamic time axis), "
                          "verified"),
     "serve": ("serve", "a web page and HTTP API that recognise actions in uploaded videos"),

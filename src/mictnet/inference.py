@@ -185,6 +185,18 @@ class Predictor:
             logits = self.model(batch.to(self.device))
         return logits.float().softmax(dim=1).cpu()
 
+    # ------------------------------------------------------------ explanation
+
+    def explain(self, video: str | Path, target: str | int | None = None, layer: str = "auto",
+                method: str = "gradcam", progress: bool = False):
+        """Grad-CAM of ``video`` for ``target`` (a class name or index; default the top
+        class): a :class:`mictnet.serve.explain.Explanation`, heat per frame over space and
+        time."""
+        from .serve.explain import explain
+
+        return explain(self, video, None if target is None else [target], layer=layer,
+                       method=method, progress=progress)[0]
+
     # ------------------------------------------------------------ timeline
 
     def timeline(self, video: str | Path, window: int | None = None, step_seconds: float = 1.0,

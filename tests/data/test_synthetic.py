@@ -18,11 +18,14 @@ from mictnet.data import build_dataset
 from mictnet.data.synthetic import (
     MOTIONS,
     SynthConfig,
+    clip_name,
     clip_seed,
     generate_dataset,
     held_out_groups,
+    object_boxes,
     read_metadata,
     render_clip,
+    render_clip_with_boxes,
     reversed_pairs,
 )
 from mictnet.tools import synth
@@ -295,3 +298,39 @@ def test_mict_synth_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr().out
     assert f"classes: {', '.join(m.name for m in MOTIONS[-4:])}" in out
     assert read_metadata(tmp_path / "t")["config"]["class_offset"] == len(MOTIONS) - 4
+
+
+def test_synth_json_holds_the_moving_objects_box_in_every_frame(dataset: Path) -> None:
+    meta = read_metadata(dataset)
+    for label, motion in enumerate(CONFIG.motions, 1):
+        name = clip_name(motion.name, 2, 1)
+        clip, boxes = render_clip_with_boxes(motion, clip_seed(CONFIG, label, 2, 1),
+                                             CONFIG.frames, CONFIG.size)
+        assert np.array_equal(object_boxes(meta, name), boxes)
+        assert boxes.shape == (CONFIG.frames, 4)
+        assert np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1])
+        assert np.all(boxes[:, 2] <= CONFIG.size[0]) and np.all(boxes[:, 3] <= CONFIG.size[1])
+    rise = object_boxes(meta, clip_name("Rise", 1, 1))
+    assert rise[-1, 1] < rise[0, 1]  # up the frame
+    zoom = object_boxes(meta, clip_name("ZoomIn", 1, 1))
+    area = (zoom[:, 2] - zoom[:, 0]) * (zoom[:, 3] - zoom[:, 1])
+    assert area[-1] > 2 * area[0]
+    # a time-reversed class: the same clip backwards, so the same boxes backwards
+    seed = clip_seed(CONFIG, 3, 1, 1)
+    _, forward = render_clip_with_boxes(MOTIONS[2], seed, 6, CONFIG.size)
+    _, backward = render_clip_with_boxes(MOTIONS[3], seed, 6, CONFIG.size)
+    assert np.array_equal(forward[::-1], backward)
+    with pytest.raises(ValueError, match="no clip"):
+        object_boxes(meta, "Rise/v_Rise_g99_c01.avi")
+
+
+def test_a_synth_json_without_boxes_is_regenerated(tmp_path: Path) -> None:
+    small = SynthConfig(classes=2, groups=3, clips_per_group=1, frames=3, size=(32, 32))
+    generate_dataset(tmp_path, small, progress=False)
+    meta = read_metadata(tmp_path)
+    old = {k: v for k, v in meta.items() if k != "objects"}  # as written before boxes
+    (tmp_path / "synth.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="no object boxes"):
+        object_boxes(old, clip_name("ZoomIn", 1, 1))
+    generate_dataset(tmp_path, small, progress=False)
+    assert read_metadata(tmp_path) == meta

@@ -190,3 +190,34 @@ def test_without_the_token_the_page_says_why(server, browser):
         lambda d: "unavailable" in d.find_element(By.ID, "model").text
         and d.find_element(By.ID, "model").text)
     assert "this server needs its token" in text
+
+
+def test_heat_map_toggle_overlays_the_explanation_on_the_video(server, browser, make_video,
+                                                               tmp_path):
+    url, _ = server
+    video = make_video(tmp_path / "drive.webm", 30, size=(320, 240), fourcc="VP80", fps=20)
+    browser.get(url)
+    WebDriverWait(browser, 30).until(
+        lambda d: "classes" in d.find_element(By.ID, "model").text)
+    browser.find_element(By.ID, "file").send_keys(str(video))
+    top1 = WebDriverWait(browser, 120).until(
+        lambda d: d.find_element(By.ID, "top1").text or False)
+    assert not browser.find_element(By.ID, "heat").is_displayed()
+    browser.find_element(By.ID, "heatmap").click()
+    WebDriverWait(browser, 120).until(
+        lambda d: d.find_element(By.ID, "heat").get_attribute("data-frame") is not None)
+    assert browser.find_element(By.ID, "status").text.startswith(f"heat map of {top1}: gradcam")
+    state = browser.execute_script("""
+        const c = document.getElementById('heat'), v = document.getElementById('video');
+        v.currentTime = 1.0;
+        const alpha = c.getContext('2d').getImageData(0, 0, c.width, c.height).data
+          .filter((_, i) => i % 4 === 3).reduce((a, b) => a + b, 0);
+        return {w: c.width, h: c.height, vw: v.clientWidth, vh: v.clientHeight, alpha: alpha,
+                hot: explanation.maps.flat(2).some((x) => x > 0.05), frames: explanation.frames};
+    """)
+    assert state["frames"] == 30 and (state["w"], state["h"]) == (state["vw"], state["vh"])
+    assert (state["alpha"] > 0) == state["hot"]  # drawn where the model looked
+    time.sleep(0.5)  # the loop follows the player: frame 1.0 s x 20 fps
+    assert browser.find_element(By.ID, "heat").get_attribute("data-frame") == "20"
+    browser.find_element(By.ID, "heatmap").click()
+    assert not browser.find_element(By.ID, "heat").is_displayed()

@@ -11,7 +11,8 @@ apart.
 :func:`generate_dataset` writes MPEG-4 AVI files and split lists exactly as the two official
 UCF-101 archives unpack (``OUT/UCF-101/<Class>/v_<Class>_gGG_cCC.avi`` and
 ``OUT/ucfTrainTestlist/{classInd,trainlist0N,testlist0N}.txt``, CRLF line endings), plus
-``OUT/synth.json`` (config, classes, flip-safe classes). The three splits hold out groups like
+``OUT/synth.json`` (config, classes, flip-safe classes, and the moving object's box in every
+frame of every clip: :func:`object_boxes` reads it). The three splits hold out groups like
 UCF-101's (1-7, 8-14, 15-21 of 25; blocks of ``round(7 * groups / 25)`` groups otherwise). The
 same config gives the same bytes, and a complete dataset with the same config is reused.
 """
@@ -313,6 +314,14 @@ def render_clip(motion: Motion, seed: int | np.random.SeedSequence | list[int], 
     The random draws do not depend on ``reverse``, so the reverse of a class renders, for one
     seed, the class's frames in reverse order.
     """
+    return render_clip_with_boxes(motion, seed, frames, size)[0]
+
+
+def render_clip_with_boxes(motion: Motion, seed: int | np.random.SeedSequence | list[int],
+                           frames: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`render_clip` and the moving object's box in every frame: int ``frames×4``
+    ``(x0, y0, x1, y1)`` in pixels, end exclusive, around the pixels the object covers at least
+    half (all zero in a frame where it covers none)."""
     rng = np.random.default_rng(seed)
     width, height = size
     gx, gy = _sample_grid(width, height)
@@ -337,7 +346,17 @@ def render_clip(motion: Motion, seed: int | np.random.SeedSequence | list[int], 
     first, second = _pool(obj & tone)[..., None], _pool(obj & ~tone)[..., None]
     background = _pool(background.transpose(2, 0, 1)).transpose(1, 2, 0)
     image = background * (1 - first - second) + first * tones[0] + second * tones[1]
-    return np.rint(image * 255).astype(np.uint8)
+    return np.rint(image * 255).astype(np.uint8), _boxes(first + second >= 0.5)
+
+
+def _boxes(masks: np.ndarray) -> np.ndarray:
+    """``(x0, y0, x1, y1)`` of each ``T×H×W×1`` mask's true pixels (zeros where none)."""
+    boxes = np.zeros((len(masks), 4), dtype=np.int64)
+    for t, mask in enumerate(masks[..., 0]):
+        ys, xs = np.nonzero(mask)
+        if len(xs):
+            boxes[t] = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    return boxes
 
 
 def _pool(x: np.ndarray) -> np.ndarray:
@@ -374,7 +393,11 @@ def clip_seed(config: SynthConfig, label: int, group: int, clip: int) -> list[in
     return [config.seed, GENERATOR_VERSION, config.class_offset + label, group, clip]
 
 
-def _metadata(config: SynthConfig, complete: bool) -> dict:
+BOX_FORMAT = "x0 y0 x1 y1 per frame, ';'-separated (pixels, end exclusive)"
+
+
+def _metadata(config: SynthConfig, complete: bool, boxes: dict[str, str] | None = None) -> dict:
+    objects = {} if boxes is None else {"objects": {"format": BOX_FORMAT, "boxes": boxes}}
     return {
         "generator": "mictnet.data.synthetic",
         "generator_version": GENERATOR_VERSION,
@@ -385,7 +408,25 @@ def _metadata(config: SynthConfig, complete: bool) -> dict:
         "reversed_pairs": [list(p) for p in reversed_pairs(config.motions)],
         "held_out_groups": held_out_groups(config.groups),
         "video": {"fourcc": FOURCC, "fps": FPS},
-    }
+    } | objects
+
+
+def _box_text(boxes: np.ndarray) -> str:
+    return ";".join(" ".join(map(str, box)) for box in boxes.tolist())
+
+
+def object_boxes(meta: dict, clip: str) -> np.ndarray:
+    """The moving object's box in every frame of ``clip`` (``Class/v_Class_gGG_cCC.avi``) from
+    a ``synth.json`` (:func:`read_metadata`): int ``frames×4`` ``(x0, y0, x1, y1)``, pixels,
+    end exclusive. A dataset written before boxes were recorded is a ``ValueError``."""
+    boxes = meta.get("objects", {}).get("boxes")
+    if boxes is None:
+        raise ValueError("this synth.json has no object boxes (written by an older mictnet): "
+                         "delete the dataset folder's synth.json and run mict synth again")
+    if clip not in boxes:
+        raise ValueError(f"synth.json has no clip {clip!r}")
+    return np.array([[int(v) for v in box.split()] for box in boxes[clip].split(";")],
+                    dtype=np.int64).reshape(-1, 4)
 
 
 def read_metadata(out_dir: str | Path) -> dict | None:
@@ -401,7 +442,8 @@ def read_metadata(out_dir: str | Path) -> dict | None:
 
 def _is_complete(out_dir: Path, config: SynthConfig) -> bool:
     meta = read_metadata(out_dir)
-    if meta != _metadata(config, complete=True):
+    if meta is None or "objects" not in meta or \
+            {k: v for k, v in meta.items() if k != "objects"} != _metadata(config, complete=True):
         return False
     split_files = ["classInd.txt"] + [f"{kind}list0{k}.txt" for kind in ("train", "test")
                                       for k in range(1, NUM_SPLITS + 1)]
@@ -464,12 +506,17 @@ def generate_dataset(out_dir: str | Path, config: SynthConfig = DEMO_DATASET,
     (out_dir / METADATA).write_text(json.dumps(_metadata(config, complete=False), indent=2))
     jobs = [(label, motion, g, c) for label, motion in enumerate(config.motions, 1)
             for g in range(1, config.groups + 1) for c in range(1, config.clips_per_group + 1)]
+    boxes = {}
     for label, motion, g, c in tqdm(jobs, desc="synthetic clips", unit="clip",
                                     disable=not progress):
-        path = videos / clip_name(motion.name, g, c)
+        name = clip_name(motion.name, g, c)
+        path = videos / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        clip = render_clip(motion, clip_seed(config, label, g, c), config.frames, config.size)
+        clip, boxes[name] = render_clip_with_boxes(motion, clip_seed(config, label, g, c),
+                                                   config.frames, config.size)
+        boxes[name] = _box_text(boxes[name])
         write_video(path, clip)
     _write_splits(out_dir / SPLITS_DIR, config)
-    (out_dir / METADATA).write_text(json.dumps(_metadata(config, complete=True), indent=2))
+    (out_dir / METADATA).write_text(json.dumps(_metadata(config, True, boxes),
+                                               indent=2))
     return videos

@@ -62,6 +62,11 @@ class Variant:
     #: import data)
     clip: dict[str, Any] = field(default_factory=dict, hash=False)
     builder: Callable[..., nn.Module] | None = field(default=None, repr=False)
+    #: where Grad-CAM looks (``mict explain --layer auto``): module names, the last
+    #: spatio-temporal features first, then earlier, finer ones for inputs so small that the
+    #: last is a handful of cells; ``"features"`` is the output of the model's ``features``.
+    #: Empty (custom models): the last convolution.
+    cam_layers: tuple[str, ...] = ("layer4", "layer3", "layer2")
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -100,7 +105,8 @@ VARIANTS: tuple[Variant, ...] = (
             {"kinetics400": "mc3_18"}, _KINETICS),
     Variant("r2plus1d_18", "torchvision", VideoResNetConfig("basic", (2, 2, 2, 2), "2plus1d"),
             {"kinetics400": "r2plus1d_18"}, _KINETICS),
-    Variant("mict_net", "mictnet", MiCTNetConfig(), {"imagenet": "bninception"}),
+    Variant("mict_net", "mictnet", MiCTNetConfig(), {"imagenet": "bninception"},
+            cam_layers=("features", "mict3d.3", "mict3d.2")),
 )
 
 _REGISTRY: dict[str, Variant] = {}
@@ -123,7 +129,8 @@ def register_model(fn: Callable[..., nn.Module] | None = None, *,
     also declares the clip it is made for (ClipSpec fields, e.g. ``{"crop": 112}``)."""
 
     def add(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        register(Variant(builder.__name__, "custom", None, builder=builder, clip=dict(clip or {})))
+        register(Variant(builder.__name__, "custom", None, builder=builder, clip=dict(clip or {}),
+                         cam_layers=()))
         return builder
 
     return add if fn is None else add(fn)

@@ -2,14 +2,16 @@
 
 ``create_app(predictor)`` is a Starlette app: ``GET /`` (the page, self-contained),
 ``POST /api/predict`` (multipart field ``file``; ``?timeline=1`` adds the timeline,
-``?preview=1`` a few JPEG frames) answering ``mict predict --json``'s record, ``GET /api/model``
-and ``GET /healthz``. Uploads stream into temporary files of the server's own folder, deleted
-on every path (answered, refused, client gone, cancelled); a server removes the files a killed
-one left. Inference runs in a bounded thread pool, so concurrent requests queue; a request's
-claims are checked first (:class:`~mictnet.serve.limits.Limits`) and its work stops at its time
-budget. Errors are JSON ``{"error": "..."}``: 400 (no file), 401 (no token, with ``token``),
-404, 405, 413 (over the limit), 422 (not a readable video, or beyond the limits), 500, 503
-(over the time budget).
+``?preview=1`` a few JPEG frames) answering ``mict predict --json``'s record, ``POST
+/api/explain`` (the same upload; ``?class=NAME``, default the top class) answering ``mict
+explain``'s ``explain.json`` record (heat per frame), ``GET /api/model`` and ``GET /healthz``.
+Uploads stream into temporary files of the server's own folder, deleted on every path
+(answered, refused, client gone, cancelled); a server removes the files a killed one left.
+Inference runs in a bounded thread pool, so concurrent requests queue; a request's claims are
+checked first (:class:`~mictnet.serve.limits.Limits`) and its work stops at its time budget.
+Errors are JSON ``{"error": "..."}``: 400 (no file), 401 (no token, with ``token``), 404, 405,
+413 (over the limit), 422 (not a readable video, or beyond the limits), 500, 503 (over the time
+budget).
 """
 
 from __future__ import annotations
@@ -75,6 +77,18 @@ def predict_upload(predictor: Predictor, upload: Upload, timeline: bool,
     if with_preview:
         record["preview"] = preview(upload.path, fps, check=check)
     return {**record, "notes": notes} if notes else record
+
+
+def explain_upload(predictor: Predictor, upload: Upload, target: str | None,
+                   limits: Limits = DEFAULT_LIMITS) -> dict:
+    """``mict explain``'s record of an uploaded file (Grad-CAM of ``target`` or the top
+    class), named by the client's file name; the file's claims are checked first."""
+    from .explain import explain
+
+    with VideoReader(upload.path) as reader:
+        limits.check(upload.name, reader.info)
+    [found] = explain(predictor, upload.path, [target] if target else None)
+    return found.to_dict() | {"video": upload.name}
 
 
 def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
@@ -144,6 +158,27 @@ def create_app(predictor: Predictor, max_upload_mb: float = DEFAULT_MAX_UPLOAD_M
                               f"{timeout:g} s (--timeout); try a shorter video")
         return JSONResponse(record)
 
+    async def explain(request: Request) -> Response:
+        target = request.query_params.get("class") or None
+        if target is not None and target not in predictor.classes:
+            return error(400, f"unknown class {target!r}")
+        try:
+            upload = await receive_file(request, "file", max_bytes, str(folder.path))
+        except UploadError as err:
+            return error(err.status, err.message)
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody is listening
+        job = pool.submit(explain_upload, predictor, upload, target, limits)
+        job.add_done_callback(lambda _: upload.path.unlink(missing_ok=True))  # also if cancelled
+        try:
+            record = await asyncio.wait_for(asyncio.wrap_future(job), timeout)
+        except VideoError as err:
+            return error(422, f"{upload.name}: {err.problem}")
+        except asyncio.TimeoutError:
+            return error(503, f"{upload.name}: not explained within the server's time budget "
+                              f"of {timeout:g} s (--timeout); try a shorter video")
+        return JSONResponse(record)
+
     async def refused(request: Request, exc: HTTPException) -> Response:
         """404, 405 and the like: JSON as every other error, their headers (``Allow``) kept."""
         response = error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
@@ -163,6 +198,7 @@ def create_app(predictor: Predictor, max_upload_mb: float = DEFAULT_MAX_UPLOAD_M
             folder.close()
 
     routes = [Route("/", page), Route("/api/model", api(model)), Route("/healthz", healthz),
-              Route("/api/predict", api(predict), methods=["POST"])]
+              Route("/api/predict", api(predict), methods=["POST"]),
+              Route("/api/explain", api(explain), methods=["POST"])]
     return Starlette(routes=routes, exception_handlers={HTTPException: refused, Exception: failed},
                      lifespan=lifespan)

@@ -3,8 +3,9 @@ resource). It uploads a video with a progress bar, plays it beside the top-5 act
 action under 50% is shown as uncertain), and shows the timeline (top action per second, the
 PNG timeline's colours) as a strip with time marks and a playhead that seeks the player when
 clicked. A file the browser cannot play is shown as the server's preview frames, said plainly;
-errors are red. ``/?token=TOKEN`` keeps the server's token for this tab and sends it as
-``Authorization: Bearer``."""
+errors are red. The "heat map" toggle asks ``/api/explain`` for the top action's Grad-CAM and
+overlays it on the playing video, frame by frame. ``/?token=TOKEN`` keeps the server's token for
+this tab and sends it as ``Authorization: Bearer``."""
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -52,6 +53,9 @@ video { width: 100%; max-height: 420px; background: #000; border-radius: 6px; }
 #timeline div:hover { opacity: 0.7; }
 #legend { font-size: 12px; color: #555; margin-top: 4px; }
 #legend span { display: inline-block; width: 10px; height: 10px; margin: 0 3px 0 10px; }
+#stage { position: relative; }
+#heat { position: absolute; left: 0; top: 0; pointer-events: none; }
+#heatlabel { font-size: 13px; color: #444; display: block; margin-top: 6px; }
 </style>
 </head>
 <body>
@@ -64,9 +68,12 @@ video { width: 100%; max-height: 420px; background: #000; border-radius: 6px; }
 <div id="status"></div>
 <div id="result">
   <div id="player">
-    <video id="video" controls muted></video>
+    <div id="stage"><video id="video" controls muted></video><canvas id="heat" hidden></canvas>
+    </div>
     <img id="preview" alt="frames of the video" hidden>
     <div id="note" hidden></div>
+    <label id="heatlabel"><input id="heatmap" type="checkbox"> heat map: where and when the
+      model saw the top action (Grad-CAM)</label>
     <div id="strip"><div id="timeline" title="top action per second: click to seek"></div>
       <div id="playhead" hidden></div></div>
     <div id="marks"></div>
@@ -211,6 +218,7 @@ function showResult(record) {
 }
 
 function upload(file) {
+  resetHeat(file);
   const video = $("video");
   if (video.src) URL.revokeObjectURL(video.src);
   clearInterval(ticker);
@@ -246,6 +254,78 @@ function upload(file) {
   xhr.onerror = () => { progress.hidden = true; setStatus("upload failed", true); };
   xhr.send(form);
 }
+
+let lastFile = null, explanation = null;
+
+function resetHeat(file) {
+  lastFile = file;
+  explanation = null;
+  $("heatmap").checked = false;
+  drawHeat();
+}
+
+function jet(v) {
+  const c = (x) => 255 * Math.min(Math.max(1.5 - Math.abs(4 * v - x), 0), 1);
+  return [c(3), c(2), c(1)];
+}
+
+function drawHeat() {
+  const canvas = $("heat"), video = $("video"), e = explanation;
+  if (!$("heatmap").checked || !e) { canvas.hidden = true; return; }
+  canvas.hidden = false;
+  const cw = video.clientWidth, ch = video.clientHeight;
+  if (canvas.width !== cw || canvas.height !== ch) { canvas.width = cw; canvas.height = ch; }
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, cw, ch);
+  const scale = Math.min(cw / e.width, ch / e.height);
+  const ox = (cw - e.width * scale) / 2, oy = (ch - e.height * scale) / 2;
+  const f = Math.min(e.frames - 1, Math.floor(video.currentTime * (e.fps || 25)));
+  const [gh, gw] = e.grid, small = document.createElement("canvas");
+  small.width = gw;
+  small.height = gh;
+  const image = small.getContext("2d").createImageData(gw, gh);
+  for (let y = 0; y < gh; y++) {
+    for (let x = 0; x < gw; x++) {
+      const v = e.maps[f][y][x], i = 4 * (y * gw + x);
+      image.data.set([...jet(v), Math.round(255 * 0.6 * v)], i);
+    }
+  }
+  small.getContext("2d").putImageData(image, 0, 0);
+  ctx.imageSmoothingEnabled = true;
+  const [x0, y0, x1, y1] = e.crop;
+  ctx.drawImage(small, ox + x0 * scale, oy + y0 * scale, (x1 - x0) * scale, (y1 - y0) * scale);
+  canvas.dataset.frame = f;
+}
+
+function heatLoop() {
+  drawHeat();
+  if ($("heatmap").checked && explanation) requestAnimationFrame(heatLoop);
+}
+
+$("heatmap").onchange = () => {
+  if (!$("heatmap").checked || explanation) { heatLoop(); return; }
+  if (!lastFile) { $("heatmap").checked = false; return; }
+  const form = new FormData();
+  form.append("file", lastFile);
+  const file = lastFile;
+  setStatus("computing the heat map of " + file.name + "\u2026", false);
+  fetch("api/explain?class=" + encodeURIComponent($("top1").textContent),
+        {method: "POST", body: form, headers: auth})
+    .then((r) => r.json().then((body) => [r.status, body]))
+    .then(([status, body]) => {
+      if (file !== lastFile) return;
+      if (status !== 200) {
+        $("heatmap").checked = false;
+        setStatus("error " + status + ": " + body.error, true);
+        return;
+      }
+      explanation = body;
+      setStatus("heat map of " + body.label + ": " + body.method + " at " + body.layer + " ("
+        + body.grid.join("\u00d7") + " cells per frame)", false);
+      heatLoop();
+    })
+    .catch(() => { $("heatmap").checked = false; setStatus("heat map failed", true); });
+};
 
 $("file").onchange = (e) => { if (e.target.files.length) upload(e.target.files[0]); };
 const drop = $("drop");

@@ -57,7 +57,7 @@ def prepare_dataset(folder: Path, config: SynthConfig, progress: bool = True
                     ) -> tuple[Path, bool]:
     """The dataset's video root, generated unless a complete copy is already there."""
     meta = read_metadata(folder) if folder.is_dir() else None
-    reused = bool(meta and meta.get("complete")
+    reused = bool(meta and meta.get("complete") and "objects" in meta  # boxes: newer files
                   and meta.get("config") == asdict(config) | {"size": list(config.size)})
     return generate_dataset(folder, config, progress=progress), reused
 
