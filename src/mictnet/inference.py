@@ -22,8 +22,10 @@ each step. Frames are decoded once, forward, with only one window in memory;
 
 from __future__ import annotations
 
+import itertools
+import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,6 +41,9 @@ from .data.transforms import ClipTransform
 from .engine.checkpoint import CheckpointMeta, load_model
 from .engine.distributed import resolve_device
 from .engine.precision import autocast, resolve_precision
+from .models.streaming import StreamingModel, WindowStream, stream_model
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CLIPS = 5
 FALLBACK_FPS = 25.0  # for files whose header has no frame rate
@@ -83,6 +88,22 @@ class TimelineStep:
     probability: float
     first_frame: int  # the window the model saw: first_frame .. first_frame + frames - 1
     frames: int
+
+
+@dataclass(frozen=True)
+class StreamStep:
+    """One output step of :meth:`Predictor.stream`: the model's logits for source frames
+    ``first_frame .. last_frame``, known once frame ``emitted_after`` (exclusive) arrived."""
+
+    index: int
+    first_frame: int
+    last_frame: int
+    emitted_after: int
+    logits: torch.Tensor  # K, float32
+
+    @property
+    def probabilities(self) -> torch.Tensor:
+        return self.logits.softmax(dim=0)
 
 
 class Predictor:
@@ -189,6 +210,54 @@ class Predictor:
                                     self.classes[int(c)], float(p), start, len(indices)))
             bar.update()
         return out
+
+
+    # ------------------------------------------------------------ streams
+
+    def stream(self, frames: Iterable[np.ndarray], chunk: int = 4) -> Iterator[StreamStep]:
+        """Per-step logits of a stream of uint8 ``H×W×3`` RGB frames (any size, the source's
+        rate), each frame computed once: every ``clip.stride``-th frame is transformed and fed
+        to the model's incremental pass in chunks of ``chunk`` (exactly the offline pass's
+        per-step logits, :mod:`mictnet.models.streaming`); models without one re-run a window
+        of ``clip.frames`` every quarter window (said in the log). The stream's end flushes
+        the last steps."""
+        if chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk}")
+        model = stream_model(self.model, self.clip_frames, max(1, self.clip_frames // 4))
+        if not isinstance(model, StreamingModel):
+            log.info("%s has no incremental pass: re-running a window of %d frames every %d",
+                     type(self.model).__name__, model.window, model.period)
+            chunk = 1  # a step's window ends at the frame that was just pushed
+        stride, pending, seen, done = self.clip.stride, [], 0, 0
+        with torch.inference_mode(), autocast(self.device, self.precision.dtype):
+            for i, frame in enumerate(itertools.chain(frames, [None])):
+                end = frame is None
+                if not end:
+                    seen = i + 1
+                    if i % stride == 0:
+                        pending.append(frame)
+                logits = []
+                if pending and (end or len(pending) == chunk):
+                    logits.append(model.push(self._frames_tensor(pending))[0])
+                    pending = []
+                if end:
+                    logits.append(model.flush()[0])
+                for row in torch.cat(logits).float().cpu() if logits else []:
+                    yield self._step(model, done, seen, row)
+                    done += 1
+
+    def _frames_tensor(self, frames: list[np.ndarray]) -> torch.Tensor:
+        return self.transform(torch.from_numpy(np.stack(frames))).unsqueeze(0).to(self.device)
+
+    def _step(self, model: StreamingModel | WindowStream, index: int, seen: int,
+              logits: torch.Tensor) -> StreamStep:
+        stride = self.clip.stride
+        if isinstance(model, StreamingModel):  # time step ``index`` of the features
+            first = index * model.period * stride
+            last = min(first + model.period * stride, seen) - 1
+        else:  # the window that ended at the last frame
+            first, last = max(0, seen - model.window * stride), seen - 1
+        return StreamStep(index, first, last, seen, logits)
 
 
 def prediction_record(prediction: Prediction,

@@ -292,3 +292,53 @@ def step_logits(model: VideoClassifier, x: Tensor) -> Tensor:
     step, before the head's time average."""
     return model.fc(model.dropout(model.features(x).mean(dim=(3, 4))).transpose(1, 2))
 
+
+
+class WindowStream:
+    """The fallback for models without an incremental pass: the last ``window`` frames re-run
+    every ``step`` frames (one step each), with :class:`StreamingModel`'s ``push``/``flush``."""
+
+    def __init__(self, model: nn.Module, window: int, step: int) -> None:
+        if window < 1 or step < 1:
+            raise ValueError(f"need window >= 1 and step >= 1, got {window}, {step}")
+        self.model, self.window, self.period = model, window, step
+        self.reset()
+
+    def reset(self) -> None:
+        self.buffer: Chunk = None
+        self.frames = self.steps = self.since = 0
+
+    def push(self, frames: Tensor) -> Tensor:
+        single = frames.dim() == 4
+        x = frames.unsqueeze(0) if single else frames
+        outs = []
+        for t in range(x.shape[2]):
+            self.buffer = _cat(self.buffer, x[:, :, t:t + 1])[:, :, -self.window:]
+            self.frames += 1
+            self.since += 1
+            if _frames(self.buffer) == self.window and self.since >= self.period:
+                outs.append(self._run())
+        out = torch.stack(outs, 1) if outs else torch.empty(x.shape[0], 0,
+                                                            self.model.fc.out_features)
+        return out[0] if single else out
+
+    def flush(self) -> Tensor:
+        """A last step over the frames held when no full window ever came."""
+        out = self._run()[:, None] if self.buffer is not None and not self.steps else None
+        batch = 1 if self.buffer is None else self.buffer.shape[0]
+        self.reset()
+        return out if out is not None else torch.empty(batch, 0, self.model.fc.out_features)
+
+    def buffered(self) -> int:
+        return 0 if self.buffer is None else self.buffer.numel()
+
+    def _run(self) -> Tensor:
+        self.since, self.steps = 0, self.steps + 1
+        return self.model(self.buffer)
+
+
+def stream_model(model: nn.Module, window: int, step: int) -> StreamingModel | WindowStream:
+    """The incremental pass of a MiCT-ResNet, else a window of ``window`` frames re-run every
+    ``step`` frames."""
+    return StreamingModel(model) if isinstance(model, MiCTResNet) else WindowStream(model, window,
+                                                                                 step)
