@@ -41,6 +41,7 @@ from .data.transforms import ClipTransform
 from .engine.checkpoint import CheckpointMeta, load_model
 from .engine.distributed import resolve_device
 from .engine.precision import autocast, resolve_precision
+from .models.mict import MiCTResNet
 from .models.streaming import StreamingModel, WindowStream, stream_model
 
 log = logging.getLogger(__name__)
@@ -138,8 +139,8 @@ class Predictor:
             return self._prediction(str(video), reader.info, clips, top)
 
     def predict_with_timeline(self, video: str | Path, top: int = 5, window: int | None = None,
-                              step_seconds: float = 1.0, progress: bool = False
-                              ) -> tuple[Prediction, list[TimelineStep]]:
+                              step_seconds: float = 1.0, progress: bool = False,
+                              method: str = "auto") -> tuple[Prediction, list[TimelineStep]]:
         """:meth:`predict` and :meth:`timeline` of ``video`` from one forward decode: the
         timeline's pass also keeps the frames of the main answer's clips."""
         _check_top(top)
@@ -148,7 +149,8 @@ class Predictor:
             info = reader.check_end()
             plan = clip_indices(info.frames, self.clip_frames, self.clips, self.clip.stride)
             windows = _FrameWindows(reader, keep={i for clip in plan for i in clip})
-            steps = self._timeline_of(video, windows, info, length, step_seconds, progress)
+            steps = self._timeline_of(video, windows, info, length, step_seconds, progress,
+                                      method)
             clips = windows.kept_clips(plan)
             return self._prediction(str(video), reader.info, clips, top), steps
 
@@ -174,19 +176,29 @@ class Predictor:
     # ------------------------------------------------------------ timeline
 
     def timeline(self, video: str | Path, window: int | None = None, step_seconds: float = 1.0,
-                 progress: bool = False) -> list[TimelineStep]:
-        """The top action of every ``step_seconds`` of ``video`` (see the module docstring)."""
+                 progress: bool = False, method: str = "auto") -> list[TimelineStep]:
+        """The top action of every ``step_seconds`` of ``video`` (see the module docstring).
+
+        ``method``: ``"stream"`` (the default, ``"auto"``, for MiCT-ResNets): one incremental
+        pass over the whole video (:meth:`stream`), each second the per-step probabilities of
+        the steps it overlaps, weighted by the overlap; ``"windows"``: a window of ``window``
+        frames per second."""
         length = _window_length(window or self.clip_frames, step_seconds)
         with VideoReader(video) as reader:
             info = reader.check_end()  # a truncated file's real end, before any window
             return self._timeline_of(video, _FrameWindows(reader), info, length, step_seconds,
-                                     progress)
+                                     progress, method)
 
     def _timeline_of(self, video: str | Path, windows: _FrameWindows, info: VideoInfo,
-                     length: int, step_seconds: float, progress: bool) -> list[TimelineStep]:
+                     length: int, step_seconds: float, progress: bool, method: str = "auto"
+                     ) -> list[TimelineStep]:
+        if method not in ("auto", "stream", "windows"):
+            raise ValueError(f"timeline method must be auto, stream or windows, got {method!r}")
         fps = info.fps if info.fps > 0 else FALLBACK_FPS
         bar = tqdm(desc=Path(video).name, unit="step", disable=not progress, leave=False)
         try:
+            if method == "stream" or (method == "auto" and isinstance(self.model, MiCTResNet)):
+                return self._stream_timeline(windows, info.frames, fps, step_seconds, bar)
             return self._timeline(windows, info.frames, fps, length, step_seconds, bar)
         finally:
             bar.close()
@@ -211,6 +223,33 @@ class Predictor:
             bar.update()
         return out
 
+
+    def _stream_timeline(self, windows: _FrameWindows, frames: int, fps: float,
+                         step_seconds: float, bar: tqdm) -> list[TimelineStep]:
+        seconds = max(1, math.ceil(frames / fps / step_seconds - 1e-9))
+        bar.reset(total=frames)
+
+        def decoded(chunk: int = 64) -> Iterator[np.ndarray]:
+            for start in range(0, frames, chunk):
+                part = windows.read(list(range(start, min(start + chunk, frames))))
+                bar.update(len(part))
+                yield from part
+
+        steps = list(self.stream(decoded(), chunk=16))
+        out = []
+        for i in range(seconds):
+            lo, hi = i * step_seconds * fps, min((i + 1) * step_seconds * fps, frames)
+            weights = [max(0.0, min(hi, s.last_frame + 1) - max(lo, s.first_frame))
+                       for s in steps]
+            used = [(w, s) for w, s in zip(weights, steps, strict=True) if w > 0] or \
+                [(1.0, steps[-1])]
+            probs = sum(w * s.probabilities for w, s in used) / sum(w for w, _ in used)
+            p, c = probs.max(dim=0)
+            first, last = used[0][1].first_frame, used[-1][1].last_frame
+            end = min((i + 1) * step_seconds, frames / fps)
+            out.append(TimelineStep(round(i * step_seconds, 6), round(end, 6),
+                                    self.classes[int(c)], float(p), first, last - first + 1))
+        return out
 
     # ------------------------------------------------------------ streams
 
