@@ -2,7 +2,8 @@
 :meth:`~mictnet.inference.Predictor.stream` over what it reads (``mict live``).
 
 The capture thread reads at the source's rate into a bounded queue; when inference falls behind,
-the oldest frame is dropped (and counted), so capture is never blocked. A camera or stream that
+the oldest frame is dropped (and counted), so capture is never blocked (a file read as fast as it
+decodes, without ``realtime``, waits for inference instead: no frame is dropped). A camera or stream that
 fails to deliver is reopened with back-off (0.5, 1, 2, 4... s) up to ``retries`` times; a file
 ends at its last frame (``realtime``: paced at its own frame rate).
 """
@@ -104,6 +105,16 @@ class Capture(threading.Thread):
         return True
 
     def _put(self, frame: Frame | None) -> None:
+        """Queue ``frame``; a live source (or a file played in real time) drops the oldest
+        frame when the queue is full, a file read as fast as it decodes waits instead."""
+        if self.is_file and not self.realtime:
+            while not self.stop_event.is_set():
+                try:
+                    self.frames.put(frame, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+            return
         while True:
             try:
                 self.frames.put_nowait(frame)
