@@ -3,9 +3,9 @@
 
 The capture thread reads at the source's rate into a bounded queue; when inference falls behind,
 the oldest frame is dropped (and counted), so capture is never blocked (a file read as fast as it
-decodes, without ``realtime``, waits for inference instead: no frame is dropped). A camera or stream that
-fails to deliver is reopened with back-off (0.5, 1, 2, 4... s) up to ``retries`` times; a file
-ends at its last frame (``realtime``: paced at its own frame rate).
+decodes, without ``realtime``, waits for inference instead: no frame is dropped). A camera or
+stream that fails to deliver is reopened with back-off (0.5, 1, 2, 4... s) up to ``retries``
+times; a file ends at its last frame (``realtime``: paced at its own frame rate).
 """
 
 from __future__ import annotations
