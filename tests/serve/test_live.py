@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import pytest
 import torch
 
+import mictnet
 from mictnet.cli import main
 from mictnet.engine.checkpoint import CheckpointMeta, save_checkpoint
 from mictnet.models import build_model
@@ -83,3 +88,23 @@ def test_live_http_stream_served_by_ffmpeg(checkpoint, make_video, tmp_path, cap
     assert len(lines) >= 5 and "frames read" in err
     # the stream ends with the file: one reconnection is tried, then a clear error, no hang
     assert code == 2 and f"error: {url}: no frames after 1 reconnections" in err
+
+
+def test_ctrl_c_ends_cleanly_and_finalises_the_annotated_video(checkpoint, make_video, tmp_path):
+    video = make_video(tmp_path / "clip.avi", 100, size=(64, 48), fps=25)
+    out = tmp_path / "annotated.mp4"
+    env = dict(os.environ, PYTHONPATH=str(Path(mictnet.__file__).parents[1]))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "mictnet.cli", "live", str(video), "--checkpoint", str(checkpoint),
+         "--realtime", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert child.stdout.readline().strip().endswith("%")  # a first step: it is live
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 0 and "interrupted" in err, err
+    read = int(err.split(" frames read")[0].split()[-1])
+    assert 0 < read < 100
+    cap = cv2.VideoCapture(str(out))
+    written = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))  # the file is finalised and readable
+    assert 4 <= written <= read  # frames still queued at the interrupt were never shown
+    cap.release()

@@ -126,8 +126,12 @@ class Capture(threading.Thread):
                 except queue.Empty:
                     pass
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop reading and wait for the thread to release the source (a capture destroyed
+        while it reads aborts the process at exit)."""
         self.stop_event.set()
+        if self.is_alive():
+            self.join(timeout)
 
     def __iter__(self) -> Iterator[Frame]:
         while (frame := self.frames.get()) is not None:
