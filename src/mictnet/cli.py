@@ -39,6 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                            "action"),
     "export": ("export", "export a checkpoint to ONNX or TorchScript (dynamic time axis), "
                          "verified"),
+    "live": ("live", "top actions of a camera, stream or file as they happen (each frame "
+                     "computed once)"),
     "serve": ("serve", "a web page and HTTP API that recognise actions in uploaded videos"),
 }
 

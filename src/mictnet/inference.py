@@ -26,9 +26,11 @@ clip batch or timeline step raises :class:`BudgetExceeded` (``mict serve --timeo
 
 from __future__ import annotations
 
+import itertools
+import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,6 +46,10 @@ from .data.transforms import ClipTransform
 from .engine.checkpoint import CheckpointMeta, load_model
 from .engine.distributed import resolve_device
 from .engine.precision import autocast, resolve_precision
+from .models.mict import MiCTResNet
+from .models.streaming import StreamingModel, WindowStream, stream_model
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CLIPS = 5
 CLIP_BATCH = 8  # clips per forward pass
@@ -106,6 +112,22 @@ def budget_check(deadline: float | None) -> Callable[[], None]:
     return check
 
 
+@dataclass(frozen=True)
+class StreamStep:
+    """One output step of :meth:`Predictor.stream`: the model's logits for source frames
+    ``first_frame .. last_frame``, known once frame ``emitted_after`` (exclusive) arrived."""
+
+    index: int
+    first_frame: int
+    last_frame: int
+    emitted_after: int
+    logits: torch.Tensor  # K, float32
+
+    @property
+    def probabilities(self) -> torch.Tensor:
+        return self.logits.softmax(dim=0)
+
+
 class Predictor:
     """A trained model with its classes and test-time transform, ready for video files."""
 
@@ -141,7 +163,7 @@ class Predictor:
 
     def predict_with_timeline(self, video: str | Path, top: int = 5, window: int | None = None,
                               step_seconds: float = 1.0, progress: bool = False,
-                              deadline: float | None = None
+                              deadline: float | None = None, method: str = "auto"
                               ) -> tuple[Prediction, list[TimelineStep]]:
         """:meth:`predict` and :meth:`timeline` of ``video`` from one forward decode: the
         timeline's pass also keeps the frames of the main answer's clips."""
@@ -152,7 +174,8 @@ class Predictor:
             info = reader.check_end()
             plan = clip_indices(info.frames, self.clip_frames, self.clips, self.clip.stride)
             windows = _FrameWindows(reader, keep={i for clip in plan for i in clip})
-            steps = self._timeline_of(video, windows, info, length, step_seconds, progress, check)
+            steps = self._timeline_of(video, windows, info, length, step_seconds, progress, check,
+                                      method)
             clips = windows.kept_clips(plan)
             return self._prediction(str(video), reader.info, clips, top, check), steps
 
@@ -200,21 +223,31 @@ class Predictor:
     # ------------------------------------------------------------ timeline
 
     def timeline(self, video: str | Path, window: int | None = None, step_seconds: float = 1.0,
-                 progress: bool = False, deadline: float | None = None) -> list[TimelineStep]:
-        """The top action of every ``step_seconds`` of ``video`` (see the module docstring)."""
+                 progress: bool = False, deadline: float | None = None, method: str = "auto"
+                 ) -> list[TimelineStep]:
+        """The top action of every ``step_seconds`` of ``video`` (see the module docstring).
+
+        ``method``: ``"stream"`` (the default, ``"auto"``, for MiCT-ResNets): one incremental
+        pass over the whole video (:meth:`stream`), each second the per-step probabilities of
+        the steps it overlaps, weighted by the overlap; ``"windows"``: a window of ``window``
+        frames per second."""
         length = _window_length(window or self.clip_frames, step_seconds)
         check = budget_check(deadline)
         with self._reader(video, check) as reader:
             info = reader.check_end()  # a truncated file's real end, before any window
             return self._timeline_of(video, _FrameWindows(reader), info, length, step_seconds,
-                                     progress, check)
+                                     progress, check, method)
 
     def _timeline_of(self, video: str | Path, windows: _FrameWindows, info: VideoInfo,
                      length: int, step_seconds: float, progress: bool,
-                     check: Callable[[], None]) -> list[TimelineStep]:
+                     check: Callable[[], None], method: str = "auto") -> list[TimelineStep]:
+        if method not in ("auto", "stream", "windows"):
+            raise ValueError(f"timeline method must be auto, stream or windows, got {method!r}")
         fps = info.fps if info.fps > 0 else FALLBACK_FPS
         bar = tqdm(desc=Path(video).name, unit="step", disable=not progress, leave=False)
         try:
+            if method == "stream" or (method == "auto" and isinstance(self.model, MiCTResNet)):
+                return self._stream_timeline(windows, info.frames, fps, step_seconds, bar, check)
             return self._timeline(windows, info.frames, fps, length, step_seconds, bar, check)
         finally:
             bar.close()
@@ -240,6 +273,82 @@ class Predictor:
                                     self.classes[int(c)], float(p), start, len(indices)))
             bar.update()
         return out
+
+    def _stream_timeline(self, windows: _FrameWindows, frames: int, fps: float,
+                         step_seconds: float, bar: tqdm, check: Callable[[], None]
+                         ) -> list[TimelineStep]:
+        seconds = timeline_steps(frames, fps, step_seconds)
+        bar.reset(total=frames)
+
+        def decoded(chunk: int = 64) -> Iterator[np.ndarray]:
+            for start in range(0, frames, chunk):
+                check()
+                part = windows.read(list(range(start, min(start + chunk, frames))))
+                bar.update(len(part))
+                yield from part
+
+        steps = list(self.stream(decoded(), chunk=16))
+        out = []
+        for i in range(seconds):
+            lo, hi = i * step_seconds * fps, min((i + 1) * step_seconds * fps, frames)
+            weights = [max(0.0, min(hi, s.last_frame + 1) - max(lo, s.first_frame))
+                       for s in steps]
+            used = [(w, s) for w, s in zip(weights, steps, strict=True) if w > 0] or \
+                [(1.0, steps[-1])]
+            probs = sum(w * s.probabilities for w, s in used) / sum(w for w, _ in used)
+            p, c = probs.max(dim=0)
+            first, last = used[0][1].first_frame, used[-1][1].last_frame
+            end = min((i + 1) * step_seconds, frames / fps)
+            out.append(TimelineStep(round(i * step_seconds, 6), round(end, 6),
+                                    self.classes[int(c)], float(p), first, last - first + 1))
+        return out
+
+    # ------------------------------------------------------------ streams
+
+    def stream(self, frames: Iterable[np.ndarray], chunk: int = 4) -> Iterator[StreamStep]:
+        """Per-step logits of a stream of uint8 ``H×W×3`` RGB frames (any size, the source's
+        rate), each frame computed once: every ``clip.stride``-th frame is transformed and fed
+        to the model's incremental pass in chunks of ``chunk`` (exactly the offline pass's
+        per-step logits, :mod:`mictnet.models.streaming`); models without one re-run a window
+        of ``clip.frames`` every quarter window (said in the log). The stream's end flushes
+        the last steps."""
+        if chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk}")
+        model = stream_model(self.model, self.clip_frames, max(1, self.clip_frames // 4))
+        if not isinstance(model, StreamingModel):
+            log.info("%s has no incremental pass: re-running a window of %d frames every %d",
+                     type(self.model).__name__, model.window, model.period)
+            chunk = 1  # a step's window ends at the frame that was just pushed
+        stride, pending, seen, done = self.clip.stride, [], 0, 0
+        with torch.inference_mode(), autocast(self.device, self.precision.dtype):
+            for i, frame in enumerate(itertools.chain(frames, [None])):
+                end = frame is None
+                if not end:
+                    seen = i + 1
+                    if i % stride == 0:
+                        pending.append(frame)
+                logits = []
+                if pending and (end or len(pending) == chunk):
+                    logits.append(model.push(self._frames_tensor(pending))[0])
+                    pending = []
+                if end:
+                    logits.append(model.flush()[0])
+                for row in torch.cat(logits).float().cpu() if logits else []:
+                    yield self._step(model, done, seen, row)
+                    done += 1
+
+    def _frames_tensor(self, frames: list[np.ndarray]) -> torch.Tensor:
+        return self.transform(torch.from_numpy(np.stack(frames))).unsqueeze(0).to(self.device)
+
+    def _step(self, model: StreamingModel | WindowStream, index: int, seen: int,
+              logits: torch.Tensor) -> StreamStep:
+        stride = self.clip.stride
+        if isinstance(model, StreamingModel):  # time step ``index`` of the features
+            first = index * model.period * stride
+            last = min(first + model.period * stride, seen) - 1
+        else:  # the window that ended at the last frame
+            first, last = max(0, seen - model.window * stride), seen - 1
+        return StreamStep(index, first, last, seen, logits)
 
 
 def timeline_steps(frames: int, fps: float, step_seconds: float = 1.0) -> int:

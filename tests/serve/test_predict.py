@@ -18,6 +18,7 @@ from mictnet.data.transforms import eval_transform
 from mictnet.engine.checkpoint import CheckpointMeta, save_checkpoint
 from mictnet.inference import Predictor, clip_indices, load
 from mictnet.models import build_model
+from mictnet.models.streaming import step_logits
 from mictnet.tools.predict import timeline_stem
 
 CLASSES = ["clap", "jump", "wave"]
@@ -95,7 +96,7 @@ def test_clip_starts_spread_over_the_video():
 
 def test_timeline_one_step_per_second(predictor, make_video, tmp_path):
     path = make_video(tmp_path / "long.mp4", 47, size=(96, 72), fourcc="mp4v", fps=10)
-    steps = predictor.timeline(path)
+    steps = predictor.timeline(path, method="windows")
     assert [(s.start, s.end) for s in steps] == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 4.7)]
     # 8-frame windows centred on frames 5, 15, 25, 35, 45; the last one kept inside the video.
     assert [s.first_frame for s in steps] == [1, 11, 21, 31, 39]
@@ -105,6 +106,21 @@ def test_timeline_one_step_per_second(predictor, make_video, tmp_path):
                                        [list(range(s.first_frame, s.first_frame + INPUT[0]))])
         assert s.label == CLASSES[int(probs.argmax())]
         assert s.probability == pytest.approx(float(probs.max()), abs=1e-5)
+
+
+def test_stream_timeline_is_one_pass_over_the_video(predictor, make_video, tmp_path):
+    path = make_video(tmp_path / "long.mp4", 47, size=(96, 72), fourcc="mp4v", fps=10)
+    steps = predictor.timeline(path)  # MiCT-ResNet: the incremental pass
+    assert [(s.start, s.end) for s in steps] == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 4.7)]
+    with VideoReader(path) as reader:
+        clip = predictor.transform(torch.from_numpy(reader.read_all()))
+    with torch.inference_mode():
+        probs = step_logits(predictor.model, clip[None])[0].softmax(dim=1)  # 16-frame steps
+    # second 1 (frames 10-19) overlaps steps 0 (frames 0-15, 6 frames) and 1 (16-31, 4 frames)
+    expected = (6 * probs[0] + 4 * probs[1]) / 10
+    assert steps[1].label == CLASSES[int(expected.argmax())]
+    assert steps[1].probability == pytest.approx(float(expected.max()), abs=1e-5)
+    assert (steps[1].first_frame, steps[1].frames) == (0, 32)
 
 
 def test_predict_with_timeline_decodes_each_frame_once(predictor, make_video, tmp_path,
