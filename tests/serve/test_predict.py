@@ -112,7 +112,7 @@ def test_stream_timeline_is_one_pass_over_the_video(predictor, make_video, tmp_p
     path = make_video(tmp_path / "long.mp4", 47, size=(96, 72), fourcc="mp4v", fps=10)
     steps = predictor.timeline(path)  # MiCT-ResNet: the incremental pass
     assert [(s.start, s.end) for s in steps] == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 4.7)]
-    with VideoReader(path) as reader:
+    with VideoReader(path, shrink_to=predictor.clip.resize) as reader:  # as the predictor reads
         clip = predictor.transform(torch.from_numpy(reader.read_all()))
     with torch.inference_mode():
         probs = step_logits(predictor.model, clip[None])[0].softmax(dim=1)  # 16-frame steps

@@ -80,12 +80,13 @@ def predict_upload(predictor: Predictor, upload: Upload, timeline: bool,
 
 
 def explain_upload(predictor: Predictor, upload: Upload, target: str | None,
-                   limits: Limits = DEFAULT_LIMITS) -> dict:
+                   limits: Limits = DEFAULT_LIMITS, deadline: float | None = None) -> dict:
     """``mict explain``'s record of an uploaded file (Grad-CAM of ``target`` or the top
-    class), named by the client's file name; the file's claims are checked first."""
+    class), named by the client's file name; the file's claims are checked first (the
+    ``deadline`` only while reading them: the explanation itself runs to its end)."""
     from .explain import explain
 
-    with VideoReader(upload.path) as reader:
+    with VideoReader(upload.path, check=budget_check(deadline)) as reader:
         limits.check(upload.name, reader.info)
     [found] = explain(predictor, upload.path, [target] if target else None)
     return found.to_dict() | {"video": upload.name}
@@ -136,9 +137,10 @@ def create_app(predictor: Predictor, max_upload_mb: float = DEFAULT_MAX_UPLOAD_M
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def predict(request: Request) -> Response:
-        timeline, with_preview = (request.query_params.get(name, "0").lower() in
-                                  ("1", "true", "yes") for name in ("timeline", "preview"))
+    async def answer(request: Request, work, *args) -> Response:
+        """Receive the upload, run ``work(predictor, upload, *args, limits[, deadline])`` in
+        the pool within the time budget, and answer its record; the file is removed when the
+        work ends, however it ends (also if cancelled)."""
         try:
             upload = await receive_file(request, "file", max_bytes, str(folder.path))
         except UploadError as err:
@@ -146,9 +148,8 @@ def create_app(predictor: Predictor, max_upload_mb: float = DEFAULT_MAX_UPLOAD_M
         except ClientDisconnect:
             return Response(status_code=400)  # nobody is listening
         deadline = None if timeout is None else time.monotonic() + timeout
-        job = pool.submit(predict_upload, predictor, upload, timeline, limits, deadline,
-                          with_preview)
-        job.add_done_callback(lambda _: upload.path.unlink(missing_ok=True))  # also if cancelled
+        job = pool.submit(work, predictor, upload, *args, limits, deadline)
+        job.add_done_callback(lambda _: upload.path.unlink(missing_ok=True))
         try:
             record = await asyncio.wait_for(asyncio.wrap_future(job), timeout)
         except VideoError as err:
@@ -158,26 +159,17 @@ def create_app(predictor: Predictor, max_upload_mb: float = DEFAULT_MAX_UPLOAD_M
                               f"{timeout:g} s (--timeout); try a shorter video")
         return JSONResponse(record)
 
+    async def predict(request: Request) -> Response:
+        timeline, with_preview = (request.query_params.get(name, "0").lower() in
+                                  ("1", "true", "yes") for name in ("timeline", "preview"))
+        return await answer(request, lambda *a: predict_upload(*a, with_preview=with_preview),
+                            timeline)
+
     async def explain(request: Request) -> Response:
         target = request.query_params.get("class") or None
         if target is not None and target not in predictor.classes:
             return error(400, f"unknown class {target!r}")
-        try:
-            upload = await receive_file(request, "file", max_bytes, str(folder.path))
-        except UploadError as err:
-            return error(err.status, err.message)
-        except ClientDisconnect:
-            return Response(status_code=400)  # nobody is listening
-        job = pool.submit(explain_upload, predictor, upload, target, limits)
-        job.add_done_callback(lambda _: upload.path.unlink(missing_ok=True))  # also if cancelled
-        try:
-            record = await asyncio.wait_for(asyncio.wrap_future(job), timeout)
-        except VideoError as err:
-            return error(422, f"{upload.name}: {err.problem}")
-        except asyncio.TimeoutError:
-            return error(503, f"{upload.name}: not explained within the server's time budget "
-                              f"of {timeout:g} s (--timeout); try a shorter video")
-        return JSONResponse(record)
+        return await answer(request, explain_upload, target)
 
     async def refused(request: Request, exc: HTTPException) -> Response:
         """404, 405 and the like: JSON as every other error, their headers (``Allow``) kept."""
