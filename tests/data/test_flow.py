@@ -32,8 +32,11 @@ from mictnet.data.flow import (
 )
 
 
-@pytest.mark.parametrize("method", ["dis", "farneback"])
+@pytest.mark.parametrize("method", ["dis", "farneback", "tvl1"])
 def test_estimators_see_the_motion_direction(method: str) -> None:
+    if method == "tvl1" and not hasattr(cv2, "optflow"):
+        pytest.skip("TV-L1 needs OpenCV's contrib modules (pip install "
+                    "opencv-contrib-python-headless)")
     for dx in (2, -2):
         gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in panning(2, dx)]
         flow = flow_estimator(method)(*gray)[8:-8, 8:-8]
