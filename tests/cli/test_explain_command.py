@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import pytest
 import torch
 
+from bad_videos import decodable_frames
 from mictnet.cli import main
 from mictnet.data.synthetic import MOTIONS, render_clip, write_video
 from mictnet.engine.checkpoint import CheckpointMeta, save_checkpoint
@@ -26,15 +26,6 @@ def checkpoint(tmp_path_factory) -> Path:
     save_checkpoint(path, model, CheckpointMeta(model.spec, CLASSES, (8, 32, 32),
                                                 {"data": {"resize": [40, 36]}}))
     return path
-
-
-def frames_of(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    count = 0
-    while cap.grab():
-        count += 1
-    cap.release()
-    return count
 
 
 def test_explain_writes_every_file_for_the_top_classes(checkpoint, tmp_path, capsys) -> None:
@@ -65,7 +56,7 @@ def test_explain_writes_every_file_for_the_top_classes(checkpoint, tmp_path, cap
             assert record["layer"] == "layer2"
             for name in record["files"]:
                 assert Path(name).is_file() and name in text
-            assert frames_of(Path(record["files"][0])) == frames  # the overlay MP4
+            assert decodable_frames(Path(record["files"][0])) == frames  # the overlay MP4
             assert Path(record["files"][1]).read_bytes()[:3] == b"GIF"
             assert Path(record["files"][2]).read_bytes()[:4] == b"\x89PNG"
 

@@ -104,37 +104,40 @@ def read_container(f, path: str | Path, magic: bytes = MAGIC) -> tuple[dict, np.
     return header, offsets.astype(np.int64) + f.tell()
 
 
-class PreparedReader:
-    """Reads a prepared file with the interface of :class:`~mictnet.data.decode.VideoReader`."""
+class ContainerReader:
+    """A prepared container file (:func:`write_container`) read with the interface of
+    :class:`~mictnet.data.decode.VideoReader`; subclasses decode their entries in ``read``."""
+
+    magic: bytes = MAGIC
+    missing: str = "no prepared frames (run mict prepare)"
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         try:
             self._file = open(self.path, "rb")  # noqa: SIM115 (closed by close())
         except FileNotFoundError:
-            raise VideoError(path, "no prepared frames (run mict prepare)", "missing") from None
+            raise VideoError(path, self.missing, "missing") from None
         try:
-            header, self._offsets = read_container(self._file, path)
+            self.header, self._offsets = read_container(self._file, path, self.magic)
         except VideoError:
             self._file.close()
             raise
-        self.info = VideoInfo(int(header["frames"]), float(header["fps"]),
-                              int(header["width"]), int(header["height"]))
+        self.info = VideoInfo(int(self.header["frames"]), float(self.header["fps"]),
+                              int(self.header["width"]), int(self.header["height"]))
+
+    def _entry(self, index: int) -> np.ndarray:
+        """The bytes of entry ``index``."""
+        self._file.seek(self._offsets[index])
+        data = self._file.read(int(self._offsets[index + 1] - self._offsets[index]))
+        return np.frombuffer(data, np.uint8)
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < self.info.frames:
+            raise VideoError(self.path, f"frame {index} requested but the video has "
+                             f"{self.info.frames} frames", "bad-request")
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
-        """Frames ``indices`` as uint8 ``T×H×W×3`` RGB."""
-        out = np.empty((len(indices), self.info.height, self.info.width, 3), np.uint8)
-        for k, index in enumerate(indices):
-            if not 0 <= index < self.info.frames:
-                raise VideoError(self.path, f"frame {index} requested but the video has "
-                                 f"{self.info.frames} frames", "bad-request")
-            self._file.seek(self._offsets[index])
-            data = self._file.read(int(self._offsets[index + 1] - self._offsets[index]))
-            frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-            if frame is None or frame.shape[:2] != out.shape[1:3]:
-                raise VideoError(self.path, f"frame {index} is damaged", "unreadable")
-            cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=out[k])
-        return out
+        raise NotImplementedError
 
     def read_clips(self, plan: Callable[[int], Sequence[Sequence[int]]]) -> list[np.ndarray]:
         """The clips ``plan(frame count)`` lists, one array per clip (the count is exact)."""
@@ -148,11 +151,26 @@ class PreparedReader:
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> PreparedReader:
+    def __enter__(self) -> ContainerReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class PreparedReader(ContainerReader):
+    """Reads a prepared-frames file: frames are uint8 ``T×H×W×3`` RGB."""
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        """Frames ``indices`` as uint8 ``T×H×W×3`` RGB."""
+        out = np.empty((len(indices), self.info.height, self.info.width, 3), np.uint8)
+        for k, index in enumerate(indices):
+            self._check_index(index)
+            frame = cv2.imdecode(self._entry(index), cv2.IMREAD_COLOR)
+            if frame is None or frame.shape[:2] != out.shape[1:3]:
+                raise VideoError(self.path, f"frame {index} is damaged", "unreadable")
+            cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=out[k])
+        return out
 
 
 @dataclass

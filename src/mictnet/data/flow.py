@@ -25,14 +25,14 @@ import numpy as np
 from tqdm import tqdm
 
 from .cache import (
+    ContainerReader,
     PrepareReport,
     collect_results,
-    read_container,
     read_header,
     source_stamp,
     write_container,
 )
-from .decode import VideoError, VideoInfo, read_video, split_clips
+from .decode import VideoError, VideoInfo, read_video
 from .transforms import RESIZE
 
 MAGIC = b"MICTFLO1"
@@ -121,63 +121,31 @@ def read_flow_header(path: str | Path) -> dict:
     return read_header(path, MAGIC)
 
 
-class FlowReader:
-    """Reads a flow file with the interface of :class:`~mictnet.data.decode.VideoReader`:
-    frames are uint8 ``T×H×W×2`` (x, y), frame ``i`` the flow from frame ``i`` to ``i + 1``."""
+class FlowReader(ContainerReader):
+    """Reads a flow file: frames are uint8 ``T×H×W×2`` (x, y), frame ``i`` the flow from frame
+    ``i`` to ``i + 1``."""
+
+    magic = MAGIC
+    missing = "no optical flow (run mict prepare --flow)"
 
     def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        try:
-            self._file = open(self.path, "rb")  # noqa: SIM115 (closed by close())
-        except FileNotFoundError:
-            raise VideoError(path, "no optical flow (run mict prepare --flow)", "missing") \
-                from None
-        try:
-            header, self._offsets = read_container(self._file, path, MAGIC)
-        except VideoError:
-            self._file.close()
-            raise
-        self.bound = float(header["bound"])
-        self.method = str(header["method"])
-        self.info = VideoInfo(int(header["frames"]), float(header["fps"]),
-                              int(header["width"]), int(header["height"]))
+        super().__init__(path)
+        self.bound = float(self.header["bound"])
+        self.method = str(self.header["method"])
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
         """Flow frames ``indices`` as uint8 ``T×H×W×2``."""
         out = np.empty((len(indices), self.info.height, self.info.width, 2), np.uint8)
         for k, index in enumerate(indices):
-            if not 0 <= index < self.info.frames:
-                raise VideoError(self.path, f"frame {index} requested but the video has "
-                                 f"{self.info.frames} frames", "bad-request")
+            self._check_index(index)
             field = min(index, self.info.frames - 2)
             for axis in range(2):
-                entry = 2 * field + axis
-                self._file.seek(self._offsets[entry])
-                data = self._file.read(int(self._offsets[entry + 1] - self._offsets[entry]))
-                plane = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+                plane = cv2.imdecode(self._entry(2 * field + axis), cv2.IMREAD_GRAYSCALE)
                 if plane is None or plane.shape != out.shape[1:3]:
                     raise VideoError(self.path, f"flow of frame {index} is damaged",
                                      "unreadable")
                 out[k, ..., axis] = plane
         return out
-
-    def read_clips(self, plan: Callable[[int], Sequence[Sequence[int]]]) -> list[np.ndarray]:
-        """The clips ``plan(frame count)`` lists, one array per clip."""
-        clips = plan(self.info.frames)
-        return split_clips(self.read([i for clip in clips for i in clip]), clips)
-
-    def read_all(self, max_frames: int | None = None) -> np.ndarray:
-        count = self.info.frames if max_frames is None else min(max_frames, self.info.frames)
-        return self.read(range(count))
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self) -> FlowReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def flow_problem(source: str, target: str | Path, frames: int | None = None) -> str | None:

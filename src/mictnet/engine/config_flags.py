@@ -214,10 +214,8 @@ class _Repeated(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
-        given = getattr(namespace, self.dest) if getattr(namespace, f"{self.dest}\0", False) \
-            else []
-        setattr(namespace, self.dest, [*given, *values])
-        setattr(namespace, f"{self.dest}\0", True)
+        given = getattr(namespace, self.dest)
+        setattr(namespace, self.dest, [*([] if given is self.default else given), *values])
 
 
 class _ListValue(argparse.Action):
