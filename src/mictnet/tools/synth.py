@@ -1,4 +1,5 @@
-"""``mict synth``: write the synthetic motion dataset (UCF-101 layout) and summarise it."""
+"""``mict synth``: write the synthetic motion dataset (UCF-101 or Kinetics layout) and summarise
+it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ..data.synthetic import (
     held_out_groups,
     reversed_pairs,
 )
+from ..data.synthetic_kinetics import TEST_GROUPS, generate_kinetics_layout
 from ..engine.arg_types import frame_size, non_negative_int, positive_int
 
 
@@ -38,12 +40,33 @@ def summary(out_dir: Path, config: SynthConfig) -> list[str]:
     return lines
 
 
+def kinetics_summary(out_dir: Path, config: SynthConfig) -> list[str]:
+    """Lines describing the Kinetics-layout tree: where, classes and split sizes."""
+    counts = {split: sum(1 for line in (out_dir / "annotations" / file).open()) - 1
+              for split, file in (("train", "train.csv"), ("val", "validate.csv"),
+                                  ("test", "test.csv"))}
+    width, height = config.size
+    return [
+        f"synthetic motion dataset in {out_dir}, Kinetics layout",
+        f"  videos: {out_dir}/train, val, test  annotations: {out_dir / 'annotations'}",
+        f"  {config.classes} classes x {config.groups} groups x {config.clips_per_group} clips = "
+        f"{sum(counts.values())} clips of {config.frames} frames, {width}x{height}, "
+        f"seed {config.seed}",
+        f"  train {counts['train']}, val {counts['val']}, test {counts['test']} (unlabelled: "
+        f"the last {TEST_GROUPS} held-out groups of split 1)",
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
     config = SynthConfig(classes=args.classes, groups=args.groups,
                          clips_per_group=args.clips_per_group, frames=args.frames,
                          size=args.size, seed=args.seed, class_offset=args.class_offset)
-    generate_dataset(args.out, config, progress=True)
-    print("\n".join(summary(Path(args.out), config)))
+    if args.layout == "kinetics":
+        generate_kinetics_layout(args.out, config)
+        print("\n".join(kinetics_summary(Path(args.out), config)))
+    else:
+        generate_dataset(args.out, config, progress=True)
+        print("\n".join(summary(Path(args.out), config)))
     return 0
 
 
@@ -71,6 +94,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"frames per clip (default {d.frames})")
     p.add_argument("--size", type=frame_size, default=d.size, metavar="WIDTHxHEIGHT",
                    help=f"frame size, width first (default {d.size[0]}x{d.size[1]})")
+    p.add_argument("--layout", choices=("ucf101", "kinetics"), default="ucf101",
+                   help="ucf101: OUT/UCF-101 and OUT/ucfTrainTestlist; kinetics: OUT/train, "
+                        "OUT/val, OUT/test and OUT/annotations/*.csv, split 1's groups, class "
+                        "names in Kinetics' words (default ucf101)")
     p.add_argument("--seed", type=int, default=d.seed,
                    help=f"random seed; another seed gives new clips of the same classes "
                         f"(default {d.seed})")
