@@ -82,6 +82,22 @@ def test_evaluate_matches_training_measurement(run: Path, tmp_path: Path, capsys
     assert (run / "eval-ucf101-split1-video-4f-2clips" / "report.json").is_file()
 
 
+def test_evaluate_checkpoint_from_python_takes_the_cli_sections(run: Path) -> None:
+    """The library call and ``mict evaluate`` share one schema: the same fields, the same
+    validation."""
+    from mictnet.engine.run import evaluate_checkpoint
+    from mictnet.engine.train_config import EvalDataConfig, InferenceConfig
+
+    report = evaluate_checkpoint(run / "best.pt", EvalDataConfig(mode="video", frames=4),
+                                 InferenceConfig(workers=0, clips=2), progress=False)
+    assert (report.mode, report.frames, report.clips) == ("video", 4, 2)
+    assert report.metrics.num_samples == 4
+    with pytest.raises(ValueError, match="split: a split is 1, 2, 3"):
+        EvalDataConfig(split=4)
+    with pytest.raises(SystemExit, match="2"):
+        main(["evaluate", "--checkpoint", str(run), "--split", "4"])
+
+
 def test_sweep_and_plot(run: Path, tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     assert main(["sweep", "--checkpoint", str(run / "best.pt"), str(run / "last.pt"),

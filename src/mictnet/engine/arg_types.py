@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..data.kinetics import SPLITS as KINETICS_SPLITS
 from ..data.sampling import MAX_CLIPS
 
 
@@ -29,6 +30,16 @@ def clip_count(text: str) -> int:
     if value > MAX_CLIPS:
         raise argparse.ArgumentTypeError(f"at most {MAX_CLIPS} clips per video, got {value}")
     return value
+
+
+def test_split(text: str) -> int | str:
+    """``--split`` of a test set: an official split number (1-3), or a Kinetics split name."""
+    if text.isdigit() and int(text) in (1, 2, 3):
+        return int(text)
+    if text in KINETICS_SPLITS:
+        return text
+    raise argparse.ArgumentTypeError(f"a split is 1, 2, 3 (ucf101, hmdb51) or "
+                                     f"{', '.join(KINETICS_SPLITS)} (kinetics), got {text!r}")
 
 
 def _int_at_least(text: str, low: int) -> int:

@@ -7,9 +7,7 @@ from dataclasses import replace
 
 from ..data import VideoDataset, build_dataset
 from ..data.clip_spec import ClipSpec
-from .train_config import DataConfig
-
-EVAL_MODES = ("clip", "video")
+from .train_config import EVAL_MODES, DataConfig
 
 
 def _root(cfg: DataConfig) -> str:

@@ -180,7 +180,7 @@ def add_section_flags(p: argparse.ArgumentParser, cls: type, names: tuple[str, .
         text = text.replace("%", "%%")
         option = f"--{meta['flag'] or name.replace('_', '-')}"
         annotation = hints[name]
-        if annotation is bool:
+        if _optional_of(annotation) is bool:
             p.add_argument(option, dest=name, action="store_true", default=default, help=text)
             continue
         if typing.get_origin(annotation) is list:  # --models A B, or --set X --set Y

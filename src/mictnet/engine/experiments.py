@@ -1,23 +1,29 @@
-"""Multi-run experiments' shared steps: train a configuration once (reused, resumed or refused),
-evaluate its weights, and summarise runs (mean ± std, the cross-validation table).
+"""Multi-run experiments: train a configuration once (reused, resumed or refused), evaluate its
+weights, summarise runs (mean ± std, the cross-validation table); cross-validation over the
+official splits (:func:`crossval`) and the accuracy-versus-length sweep (:func:`length_sweep`).
 
 ``mict crossval``, ``mict sweep`` and ``mict transfer-study`` are built on these.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import logging
 import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .distributed import barrier, env_dist_info
+from .checkpoint import load_checkpoint
+from .distributed import barrier, env_dist_info, resolve_device
 from .evaluate import EvalReport
 from .fusion import STREAMS, FusionReport, fuse_runs
+from .measure import model_costs
 from .resolve import derived
 from .run import claim_run_dir, evaluate_checkpoint, run_status, save_report, train_run
-from .train_config import TrainConfig
+from .train_config import EvalDataConfig, InferenceConfig, TrainConfig
 
 log = logging.getLogger("mictnet")
 
@@ -57,8 +63,7 @@ def train_and_evaluate(cfg: TrainConfig, run_dir: Path, weights: str = "final"
     path = run_dir / ("last.pt" if weights == "final" else "best.pt")
     if not path.is_file():
         raise RuntimeError(f"{path}: not written (no test evaluation during training?)")
-    report = evaluate_checkpoint(path, mode="clip", workers=cfg.data.workers,
-                                 device=cfg.runtime.device, amp=cfg.runtime.amp,
+    report = evaluate_checkpoint(path, run=cfg.inference(),
                                  progress=cfg.runtime.progress)
     save_report(report, run_dir / "eval-clip")
     barrier()
@@ -126,3 +131,120 @@ def crossval_table(name: str, rows: list[dict[str, Any]], cost: dict[str, float]
     lines += [f"| {r['split']} | {100 * r['top1']:.1f} | {100 * r['top5']:.1f} | "
               f"{100 * r['mean_class_accuracy']:.1f} | {r['num_samples']} |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def crossval(base: TrainConfig, out: Path, folds: Sequence[int], weights: str = "final",
+             fusion: tuple[float, float] | None = None) -> str | None:
+    """Train and evaluate ``base`` on each official split of ``folds`` (``out/split<k>``, its
+    ``weights``: final or best), then write ``crossval.md`` and ``crossval.json`` to ``out`` with
+    the mean ± std, parameters and frames/s; returns the table (``None`` in a process that is not
+    the main one). ``data.modality: both``: an RGB and a flow run per split, fused."""
+    if base.data.modality == "both":
+        return _crossval_two_stream(base, out, folds, weights, fusion)
+    rows = []
+    classes: list[str] = []
+    for split in folds:
+        run_dir = out / f"split{split}"
+        report = train_and_evaluate(replace(base, data=replace(base.data, split=split)),
+                                    run_dir, weights)
+        if report is None:
+            continue  # not the main process
+        m = report.metrics
+        rows.append({"split": split, "top1": m.top1, "top5": m.top5,
+                     "mean_class_accuracy": m.mean_class_accuracy, "num_samples": m.num_samples,
+                     "run": str(run_dir)})
+        classes = report.classes
+        log.info("split %d: %s", split, report.summary())
+    if not env_dist_info().is_main:
+        return None
+    device = resolve_device(base.runtime.device)
+    cost = model_costs(base, len(classes), device)
+    name = base.model.name + (f" (ts {base.model.temporal_stride})"
+                              if base.model.temporal_stride else "")
+    table = crossval_table(name, rows, cost, device.type)
+    top1, top5 = (mean_std([r[k] for r in rows]) for k in ("top1", "top5"))
+    summary = {"preset": base.preset, "model": base.model.name, "weights": weights,
+               "device": str(device), "splits": rows, "top1_mean": top1[0], "top1_std": top1[1],
+               "top5_mean": top5[0], "top5_std": top5[1], **cost, "config": base.to_dict()}
+    return _write_crossval(out, table, summary)
+
+
+def _crossval_two_stream(base: TrainConfig, out: Path, folds: Sequence[int], weights: str,
+                         fusion: tuple[float, float] | None) -> str | None:
+    """Per split an RGB run and a flow run, fused; the three-row table."""
+    reports = {}
+    for split in folds:
+        report = train_and_fuse(replace(base, data=replace(base.data, split=split)),
+                                out / f"split{split}", weights, fusion)
+        if report is not None:
+            reports[split] = report
+            log.info("split %d: top-1 rgb %.1f%%, flow %.1f%%, fused %.1f%%", split,
+                     *(100 * report.metrics[s].top1 for s in STREAMS))
+    if not env_dist_info().is_main:
+        return None
+    summary = {"preset": base.preset, "model": base.model.name, "modality": "both",
+               "weights": weights,
+               "splits": [{"split": k, "weights": list(r.weights), "weights_from": r.weights_from,
+                           "rows": r.rows()} for k, r in reports.items()],
+               "config": base.to_dict()}
+    return _write_crossval(out, fused_crossval_table(base.model.name, reports), summary)
+
+
+def _write_crossval(out: Path, table: str, summary: dict[str, Any]) -> str:
+    (out / "crossval.md").write_text(table, encoding="utf-8")
+    (out / "crossval.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return table
+
+
+def length_sweep(checkpoints: Sequence[str | Path], labels: Sequence[str],
+                 lengths: Sequence[int], out: Path, target: EvalDataConfig,
+                 run: InferenceConfig,
+                 on_row: Callable[[dict[str, Any]], None] | None = None) -> tuple[Path, Path]:
+    """Video-level accuracy of each checkpoint at each number of frames read from the start
+    (0: all) on ``target``'s labelled test videos; ``on_row`` sees each row as it is measured.
+    Writes ``sweep.csv`` and ``sweep.png`` to ``out`` and returns their paths."""
+    from .plots import plot_accuracy_vs_length  # matplotlib only when a figure is drawn
+
+    if len(labels) != len(checkpoints):
+        raise ValueError(f"{len(labels)} --labels for {len(checkpoints)} checkpoints")
+    out.mkdir(parents=True, exist_ok=True)
+    rows, curves = [], {}
+    for ckpt, label in zip(checkpoints, labels, strict=True):
+        for length in lengths:
+            report = evaluate_checkpoint(ckpt, replace(target, mode="video", frames=length), run)
+            m = report.metrics
+            if m is None:
+                raise ValueError(f"the {report.source['split']} videos have no labels: a sweep "
+                                 "needs labelled ones")
+            rows.append({"label": label, "checkpoint": str(ckpt), "frames": length,
+                         "videos": m.num_samples, "top1": round(m.top1, 6),
+                         "top5": round(m.top5, 6),
+                         "mean_class_accuracy": round(m.mean_class_accuracy, 6)})
+            curves.setdefault(label, []).append((length, m.top1))
+            if on_row is not None:
+                on_row(rows[-1])
+    csv_path = out / "sweep.csv"
+    if csv_path.exists():
+        log.info("replacing the sweep in %s", out)
+    with csv_path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    png = plot_accuracy_vs_length(curves, out / "sweep.png",
+                                  "video-level top-1 versus the number of frames")
+    return csv_path, png
+
+
+def checkpoint_labels(paths: Sequence[str | Path]) -> list[str]:
+    """Legend names: model and run folder, plus the file name where that is ambiguous."""
+    labels = []
+    for path in paths:
+        p = Path(path)
+        try:
+            name = load_checkpoint(p)["model"]["name"]
+        except (FileNotFoundError, ValueError):
+            name = p.stem
+        folder = p if p.is_dir() else p.parent
+        labels.append(f"{name} ({folder.name})")
+    return [f"{label[:-1]}/{Path(path).name})" if labels.count(label) > 1 else label
+            for label, path in zip(labels, paths, strict=True)]

@@ -30,7 +30,13 @@ from .presets import check_init_from
 from .resolve import clip_spec, derived
 from .runlog import log as run_log
 from .train import Trainer, TrainResult
-from .train_config import TrainConfig, config_from_dict, load_config
+from .train_config import (
+    EvalDataConfig,
+    InferenceConfig,
+    TrainConfig,
+    config_from_dict,
+    load_config,
+)
 
 log = logging.getLogger("mictnet")
 
@@ -289,49 +295,48 @@ def move_aside(run_dir: Path, entries: list[Path] | None = None) -> Path:
     return target
 
 
-def evaluate_checkpoint(checkpoint: str | Path, *, dataset: str | None = None,
-                        root: str | None = None, split: int | str | None = None,
-                        splits_dir: str | None = None, mode: str = "clip",
-                        frames: int | None = None, clips: int = 1, batch_size: int = 8,
-                        workers: int = 2, device: str = "auto", amp: str = "auto",
-                        strict: bool | None = None, progress: bool = True) -> EvalReport:
-    """Evaluate a checkpoint; dataset settings default to those it was trained with. ``split``
-    is an official split number, or a Kinetics split name (``val``, ``test``...); ``strict``
-    (default: the training run's) makes missing Kinetics videos an error."""
+def evaluate_checkpoint(checkpoint: str | Path, target: EvalDataConfig | None = None,
+                        run: InferenceConfig | None = None, *, progress: bool = True
+                        ) -> EvalReport:
+    """Evaluate a checkpoint on ``target``'s test videos (each unset field: the training run's)
+    as ``run`` says (device, precision, clips, batch)."""
+    target = target or EvalDataConfig()
+    run = run or InferenceConfig()
     model, meta = load_model(checkpoint)
     trained = config_from_dict(meta.config) if meta.config else TrainConfig()
-    number = split if isinstance(split, int) else None
-    changes = {k: v for k, v in (("dataset", dataset), ("root", root), ("split", number),
-                                 ("splits_dir", splits_dir), ("strict", strict))
+    split = target.split
+    changes = {k: v for k, v in (("dataset", target.dataset), ("root", target.root),
+                                 ("split", split if isinstance(split, int) else None),
+                                 ("splits_dir", target.splits_dir), ("strict", target.strict))
                if v is not None}
-    if dataset in ("folder", "list") and root is not None:
-        changes["test_root"] = root
-    if (dataset is not None or root is not None) and meta.clip.modality == "rgb":
+    if target.dataset in ("folder", "list") and target.root is not None:
+        changes["test_root"] = target.root
+    if (target.dataset is not None or target.root is not None) and meta.clip.modality == "rgb":
         changes["cache"] = None  # prepared frames belong to the training videos
-    if dataset is not None and dataset != "list":
+    if target.dataset is not None and target.dataset != "list":
         changes["list_root"] = None  # the training list's folder
     clip = meta.clip  # the checkpoint's, whatever its training config's data fields say
     data = replace(trained.data, **changes)
-    if frames is None:
-        frames = clip.frames
+    mode = target.mode
+    frames = clip.frames if target.frames is None else target.frames
     whole = mode == "video" and frames == 0
-    test = eval_dataset(data, mode=mode, frames=None if whole else frames, clips=clips,
+    test = eval_dataset(data, mode=mode, frames=None if whole else frames, clips=run.clips,
                         split=split if isinstance(split, str) else None, clip=clip)
     if test is None:
         raise ValueError("a folder/list dataset needs --root pointing at the test videos")
-    dev = resolve_device(device)
+    dev = resolve_device(run.device)
     source = {"checkpoint": str(checkpoint), "model": meta.spec.name, "dataset": data.dataset,
               "root": data.test_root if data.dataset in ("folder", "list") else data.root,
               "split": test.split if isinstance(test, Kinetics) else
               data.split if data.dataset in ("ucf101", "hmdb51") else None}
     report = evaluate_model(model.to(dev), test, meta.classes, mode=mode,
-                            frames=None if whole else frames, clips=clips, source=source,
-                            device=dev, batch_size=1 if whole else batch_size, workers=workers,
-                            amp_dtype=resolve_amp(amp, dev), progress=progress)
+                            frames=None if whole else frames, clips=run.clips, source=source,
+                            device=dev, batch_size=1 if whole else run.batch_size,
+                            workers=run.workers, amp_dtype=resolve_amp(run.amp, dev),
+                            progress=progress)
     if isinstance(test, Kinetics):
         report.skipped = test.skipped()
     return report
-
 
 
 def save_report(report: EvalReport, out: str | Path) -> tuple[Path, Path | None]:

@@ -15,8 +15,6 @@ weights, metrics and history stay, at about a third of the size.
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -51,6 +49,7 @@ from .resolve import clip_spec, derived
 from .rng import capture_rng_state, restore_rng_state, seed_everything
 from .runlog import RunLog, epoch_line, format_seconds, log, summary_lines, write_metrics_csv
 from .schedule import build_scheduler
+from .stop import StopRequest
 from .train_config import ModelConfig, OptimConfig, RuntimeConfig, TrainConfig, save_config
 
 RESUME_ONLY = ("optimizer", "scheduler", "scaler", "rng")  # last.pt's state only a resume reads
@@ -186,7 +185,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best_top1: float | None = None
         self.best_epoch: int | None = None
-        self.stop_requested = False
+        self.stop = StopRequest(announce=self.is_main)
         self.last_save = time.monotonic()
 
         seed_everything(rt.seed + self.dist.rank)  # dropout streams differ between processes
@@ -209,9 +208,8 @@ class Trainer:
         start = time.monotonic()
         epochs = self.cfg.schedule.epochs
         interrupted = False
-        previous = self._install_stop_handlers()
         try:
-            with logging_redirect_tqdm():
+            with self.stop, logging_redirect_tqdm():
                 self._announce()
                 if self.history and self.is_main:
                     write_metrics_csv(self.run_dir / "metrics.csv", self.history)
@@ -225,7 +223,6 @@ class Trainer:
                 if self.is_main:
                     self._summary(result)
         finally:
-            self._restore_stop_handlers(previous)
             self.runlog.close()
         return result
 
@@ -250,7 +247,7 @@ class Trainer:
                 try:
                     step_stats = self._forward_backward(batches)
                 except (RuntimeError, OSError):
-                    if self.stop_requested and not self.dist.enabled:
+                    if self.stop.requested and not self.dist.enabled:
                         # a Ctrl-C also stops the loader's workers; the weights are untouched
                         self._save_last(rng=boundary_rng)
                         return False
@@ -322,7 +319,7 @@ class Trainer:
         save_due = bool(rt.checkpoint_every) and (self.global_step + 1) % rt.checkpoint_every == 0
         if self.is_main and rt.checkpoint_minutes:
             save_due |= time.monotonic() - self.last_save >= rt.checkpoint_minutes * 60
-        return torch.tensor([float(save_due), float(self.stop_requested)])
+        return torch.tensor([float(save_due), float(self.stop.requested)])
 
     def _optimizer_step(self) -> None:
         clip = self.cfg.optim.clip_grad_norm
@@ -500,28 +497,6 @@ class Trainer:
                         clips_s=f"{steps_done * clips / elapsed:.1f}",
                         eta=format_seconds(remaining * per_step), refresh=False)
         bar.update(1)
-
-    def _install_stop_handlers(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-
-        def request_stop(signum: int, frame: Any) -> None:
-            if self.stop_requested and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self.stop_requested = True
-            if self.is_main:
-                log.warning("stopping after this step (checkpoint follows); Ctrl-C again "
-                            "to stop at once")
-
-        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-        for s in previous:
-            signal.signal(s, request_stop)
-        return previous
-
-    @staticmethod
-    def _restore_stop_handlers(previous: dict[int, Any]) -> None:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
     def _announce(self) -> None:
         if not self.is_main:

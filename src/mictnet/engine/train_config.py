@@ -16,6 +16,7 @@ folder and inside every checkpoint (as a plain dict, so checkpoints load with
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import math
@@ -28,13 +29,16 @@ from typing import Any, Literal
 import yaml
 
 from ..data.catalog import DATASETS
+from ..data.kinetics import SPLITS as KINETICS_SPLITS
 from ..data.sampling import MAX_CLIPS
 from ..models.weights import SOURCES
-from .arg_types import clip_count, non_negative_int, positive_int
+from .arg_types import clip_count, non_negative_int, positive_int, test_split
 from .precision import AMP_MODES
 
 AmpMode = Literal[AMP_MODES]  # type: ignore[valid-type]
 DatasetName = Literal[DATASETS]  # type: ignore[valid-type]
+EVAL_MODES = ("clip", "video")
+EvalMode = Literal[EVAL_MODES]  # type: ignore[valid-type]
 
 
 def path_value(text: str) -> str:
@@ -294,6 +298,46 @@ class InferenceConfig:
             raise ValueError(f"--workers must be >= 0, got {self.workers}")
 
 
+def _like(cls: type, name: str, default: Any, unset: str) -> Any:
+    """A field of another section with the help and flag of ``cls.name``; ``unset`` says what
+    its ``None`` default means."""
+    meta = {f.name: f for f in dataclasses.fields(cls)}[name].metadata
+    return option(default, f"{meta['help']} (default: {unset})", flag=meta["flag"],
+                  metavar=meta["metavar"], parse=meta["parse"])
+
+
+@dataclass(frozen=True)
+class EvalDataConfig:
+    """Which test videos ``mict evaluate`` and ``mict sweep`` score a checkpoint on, and how;
+    an unset (``None``) field is the checkpoint's training value."""
+
+    dataset: DatasetName | None = _like(DataConfig, "dataset", None,
+                                        "the checkpoint's training dataset")
+    root: str | None = _like(DataConfig, "root", None, "the checkpoint's training root")
+    splits_dir: str | None = _like(DataConfig, "splits_dir", None, "found beside the root")
+    split: int | str | None = option(
+        None, f"ucf101, hmdb51: the official split (1, 2, 3); kinetics: the CSV "
+              f"({', '.join(KINETICS_SPLITS)}) (default: the checkpoint's training split; "
+              f"kinetics: val)", flag="split", metavar="SPLIT", parse=test_split)
+    mode: EvalMode = option(
+        "clip", "clip: the first --frames frames, centre crop (the published protocol); video: "
+                "the first --frames frames (0: all) or --clips clips averaged", flag="mode")
+    frames: int | None = option(None, "frames per clip (default: the training length; video "
+                                      "mode: 0 = all)", flag="frames", metavar="N",
+                                parse=non_negative_int)
+    strict: bool | None = option(
+        None, "kinetics: a missing or unreadable video is an error (default: the training "
+              "run's data.strict; else they are skipped and listed in missing-<split>.csv "
+              "beside the report)", flag="strict")
+
+    def __post_init__(self) -> None:
+        if self.split is not None:
+            try:
+                test_split(str(self.split))
+            except argparse.ArgumentTypeError as e:
+                raise ValueError(f"split: {e}") from None
+
+
 @dataclass
 class TrainConfig:
     """A whole training run."""
@@ -304,6 +348,11 @@ class TrainConfig:
     optim: OptimConfig = section(OptimConfig, "optimiser and batch")
     schedule: ScheduleConfig = section(ScheduleConfig, "learning-rate schedule")
     runtime: RuntimeConfig = section(RuntimeConfig, "device, precision, checkpoints, logging")
+
+    def inference(self) -> InferenceConfig:
+        """How this run's checkpoints are evaluated: its device, precision and loader workers."""
+        return InferenceConfig(device=self.runtime.device, amp=self.runtime.amp,
+                               workers=self.data.workers)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (lists, no tuples) for YAML and checkpoints."""

@@ -107,8 +107,7 @@ def run(args: argparse.Namespace) -> int:
         return 130
 
     # the final weights: picking the best epoch on the test split would flatter the figure
-    report = evaluate_checkpoint(run_dir / "last.pt", mode="clip", workers=cfg.data.workers,
-                                 device=cfg.runtime.device, amp=cfg.runtime.amp,
+    report = evaluate_checkpoint(run_dir / "last.pt", run=cfg.inference(),
                                  progress=cfg.runtime.progress)
     json_path, confusion = save_report(report, run_dir / "eval-split1")
     curves = plot_training_curves([run_dir], run_dir / "curves.png")

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import logging
 import time
-from dataclasses import replace
 from pathlib import Path
 
-from ..data.kinetics import SPLITS as KINETICS_SPLITS
 from ..engine.arg_types import non_negative_int
-from ..engine.build_data import EVAL_MODES
 from ..engine.checkpoint import load_checkpoint
 from ..engine.config_flags import (
     add_config_flags,
@@ -23,18 +18,11 @@ from ..engine.config_flags import (
     given_flags,
     section_from_args,
 )
-from ..engine.distributed import env_dist_info, releases_process_group, resolve_device
+from ..engine.distributed import env_dist_info, releases_process_group
 from ..engine.evaluate import EvalReport
-from ..engine.experiments import (
-    crossval_table,
-    fused_crossval_table,
-    mean_std,
-    train_and_evaluate,
-    train_and_fuse,
-)
+from ..engine.experiments import checkpoint_labels, crossval, length_sweep
 from ..engine.fusion import fuse_runs
-from ..engine.measure import model_costs
-from ..engine.plots import plot_accuracy_vs_length, plot_training_curves
+from ..engine.plots import plot_training_curves
 from ..engine.resolve import resolve_config
 from ..engine.run import (
     PREDICTIONS_FILE,
@@ -46,6 +34,7 @@ from ..engine.run import (
 )
 from ..engine.train_config import (
     DataConfig,
+    EvalDataConfig,
     InferenceConfig,
     TrainConfig,
     config_from_dict,
@@ -132,11 +121,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return run_fuse(args, run)
     if not args.checkpoint:
         raise ValueError("give --checkpoint PATH (or --fuse RUN_RGB RUN_FLOW)")
-    report = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, root=args.root,
-                                 split=args.split, splits_dir=args.splits_dir, mode=args.mode,
-                                 frames=args.frames, clips=run.clips,
-                                 batch_size=run.batch_size, workers=run.workers,
-                                 device=run.device, amp=run.amp, strict=args.strict)
+    report = evaluate_checkpoint(args.checkpoint, section_from_args(args, EvalDataConfig), run)
     out = Path(args.out) if args.out else default_eval_dir(args, report)
     json_path, png = save_report(report, out)
     print(report.summary())
@@ -184,126 +169,31 @@ def fusion_weights(values: list[str] | None) -> tuple[float, float] | None:
     return weights
 
 
-# ----------------------------------------------------------------------------- crossval
+# ------------------------------------------------------------------------ crossval, sweep, plot
 
 @releases_process_group
 def run_crossval(args: argparse.Namespace) -> int:
     base = resolve_config(args)
     name = base.preset or base.model.name
     out = Path(args.out) if args.out else Path("runs") / f"crossval-{name}"
-    if base.data.modality == "both":
-        return _crossval_two_stream(args, base, out)
-    rows = []
-    classes: list[str] = []
-    for split in args.folds:
-        run_dir = out / f"split{split}"
-        report = train_and_evaluate(replace(base, data=replace(base.data, split=split)),
-                                    run_dir, args.weights)
-        if report is None:
-            continue  # not the main process
-        m = report.metrics
-        rows.append({"split": split, "top1": m.top1, "top5": m.top5,
-                     "mean_class_accuracy": m.mean_class_accuracy, "num_samples": m.num_samples,
-                     "run": str(run_dir)})
-        classes = report.classes
-        log.info("split %d: %s", split, report.summary())
-    if not env_dist_info().is_main:
-        return 0
-    device = resolve_device(base.runtime.device)
-    cost = model_costs(base, len(classes), device)
-    name = base.model.name + (f" (ts {base.model.temporal_stride})"
-                              if base.model.temporal_stride else "")
-    table = crossval_table(name, rows, cost, device.type)
-    (out / "crossval.md").write_text(table, encoding="utf-8")
-    top1, top5 = (mean_std([r[k] for r in rows]) for k in ("top1", "top5"))
-    summary = {"preset": base.preset, "model": base.model.name, "weights": args.weights,
-               "device": str(device), "splits": rows, "top1_mean": top1[0], "top1_std": top1[1],
-               "top5_mean": top5[0], "top5_std": top5[1], **cost, "config": base.to_dict()}
-    (out / "crossval.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    print(table)
-    print(f"tables: {out / 'crossval.md'}, {out / 'crossval.json'}")
+    table = crossval(base, out, args.folds, args.weights, fusion_weights(args.fusion_weights))
+    if table is not None:
+        print(table)
+        print(f"tables: {out / 'crossval.md'}, {out / 'crossval.json'}")
     return 0
 
-
-def _crossval_two_stream(args: argparse.Namespace, base: TrainConfig, out: Path) -> int:
-    """``--modality both``: per split an RGB run and a flow run, fused; the three-row table."""
-    weights = fusion_weights(args.fusion_weights)
-    reports = {}
-    for split in args.folds:
-        report = train_and_fuse(replace(base, data=replace(base.data, split=split)),
-                                out / f"split{split}", args.weights, weights)
-        if report is not None:
-            reports[split] = report
-            log.info("split %d: top-1 rgb %.1f%%, flow %.1f%%, fused %.1f%%", split,
-                     *(100 * report.metrics[s].top1 for s in ("rgb", "flow", "fused")))
-    if not env_dist_info().is_main:
-        return 0
-    table = fused_crossval_table(base.model.name, reports)
-    (out / "crossval.md").write_text(table, encoding="utf-8")
-    summary = {"preset": base.preset, "model": base.model.name, "modality": "both",
-               "weights": args.weights,
-               "splits": [{"split": k, "weights": list(r.weights), "weights_from": r.weights_from,
-                           "rows": r.rows()} for k, r in reports.items()],
-               "config": base.to_dict()}
-    (out / "crossval.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    print(table)
-    print(f"tables: {out / 'crossval.md'}, {out / 'crossval.json'}")
-    return 0
-
-
-# ----------------------------------------------------------------------------- sweep and plot
 
 def run_sweep(args: argparse.Namespace) -> int:
-    labels = args.labels or _checkpoint_labels(args.checkpoint)
-    if len(labels) != len(args.checkpoint):
-        raise ValueError(f"{len(labels)} --labels for {len(args.checkpoint)} checkpoints")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows, curves = [], {}
-    run = section_from_args(args, InferenceConfig)
-    for ckpt, label in zip(args.checkpoint, labels, strict=True):
-        for length in args.lengths:
-            report = evaluate_checkpoint(ckpt, dataset=args.dataset, root=args.root,
-                                         split=args.split, splits_dir=args.splits_dir,
-                                         mode="video", frames=length,
-                                         batch_size=run.batch_size, workers=run.workers,
-                                         device=run.device, amp=run.amp)
-            m = report.metrics
-            if m is None:
-                raise ValueError(f"the {report.source['split']} videos have no labels: a sweep "
-                                 "needs labelled ones")
-            rows.append({"label": label, "checkpoint": str(ckpt), "frames": length,
-                         "videos": m.num_samples, "top1": round(m.top1, 6),
-                         "top5": round(m.top5, 6),
-                         "mean_class_accuracy": round(m.mean_class_accuracy, 6)})
-            curves.setdefault(label, []).append((length, m.top1))
-            print(f"{label:<24} {length:>5} frames  top-1 {m.top1:.2%}  top-5 {m.top5:.2%}")
-    csv_path = out / "sweep.csv"
-    if csv_path.exists():
-        log.info("replacing the sweep in %s", out)
-    with csv_path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    png = plot_accuracy_vs_length(curves, out / "sweep.png",
-                                  "video-level top-1 versus the number of frames")
+    def show(row: dict) -> None:
+        print(f"{row['label']:<24} {row['frames']:>5} frames  top-1 {row['top1']:.2%}  "
+              f"top-5 {row['top5']:.2%}")
+
+    labels = args.labels or checkpoint_labels(args.checkpoint)
+    csv_path, png = length_sweep(args.checkpoint, labels, args.lengths, Path(args.out),
+                                 section_from_args(args, EvalDataConfig),
+                                 section_from_args(args, InferenceConfig), on_row=show)
     print(f"table: {csv_path}\nplot: {png}")
     return 0
-
-
-def _checkpoint_labels(paths: list[str]) -> list[str]:
-    """Legend names: model and run folder, plus the file name where that is ambiguous."""
-    labels = []
-    for path in paths:
-        p = Path(path)
-        try:
-            name = load_checkpoint(p)["model"]["name"]
-        except (FileNotFoundError, ValueError):
-            name = p.stem
-        folder = p if p.is_dir() else p.parent
-        labels.append(f"{name} ({folder.name})")
-    return [f"{label[:-1]}/{Path(path).name})" if labels.count(label) > 1 else label
-            for label, path in zip(labels, paths, strict=True)]
 
 
 def run_plot(args: argparse.Namespace) -> int:
@@ -318,21 +208,8 @@ def run_plot(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- registration
 
-def _split(text: str) -> int | str:
-    """``--split``: a split number, or a Kinetics split name."""
-    return int(text) if text.isdigit() else text
-
-
-def _add_eval_data_flags(p: argparse.ArgumentParser) -> None:
-    add_section_flags(p, DataConfig, ("dataset", "root", "splits_dir"),
-                      defaults={"dataset": None},
-                      default_text={"dataset": "the checkpoint's training dataset",
-                                    "root": "the checkpoint's training root",
-                                    "splits_dir": "found beside the root"})
-    p.add_argument("--split", type=_split, choices=(*field_choices(DataConfig, "split"),
-                                                    *KINETICS_SPLITS),
-                   help="ucf101, hmdb51: the official split; kinetics: the CSV (default: the "
-                        "checkpoint's training split; kinetics: val)")
+def _add_eval_data_flags(p: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
+    add_section_flags(p, EvalDataConfig, names)
     add_section_flags(p, InferenceConfig, ("device", "amp", "batch_size", "workers"))
 
 
@@ -365,17 +242,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="--fuse: rgb and flow score weights, e.g. 1 1.5 (MMAction2's "
                         "coefficients), or auto (the default): chosen on the training split's "
                         "videos, never on the test split")
-    _add_eval_data_flags(p)
-    p.add_argument("--mode", choices=EVAL_MODES, default="clip",
-                   help="clip: the first --frames frames, centre crop (the published protocol); "
-                        "video: the first --frames frames (0: all) or --clips clips averaged")
-    p.add_argument("--frames", type=non_negative_int,
-                   help="frames per clip (default: the training length; video mode: 0 = all)")
+    _add_eval_data_flags(p, ("dataset", "root", "splits_dir", "split", "mode", "frames",
+                             "strict"))
     add_section_flags(p, InferenceConfig, ("clips",))
-    p.add_argument("--strict", action="store_true", default=None,
-                   help="kinetics: a missing or unreadable video is an error (default: the "
-                        "training run's data.strict; else they are skipped and listed in "
-                        "missing-<split>.csv beside the report)")
     p.add_argument("--out", metavar="DIR", help="report folder (default: beside the checkpoint)")
     p.set_defaults(func=run_evaluate)
 
@@ -398,7 +267,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", nargs="+", help="one legend name per checkpoint")
     p.add_argument("--lengths", type=non_negative_int, nargs="+", default=[16, 32, 64, 128, 300],
                    help="frames read from the start of each video (0: all)")
-    _add_eval_data_flags(p)
+    _add_eval_data_flags(p, ("dataset", "root", "splits_dir", "split"))
     p.add_argument("--out", metavar="DIR", default="sweep", help="default ./sweep")
     p.set_defaults(func=run_sweep)
 
