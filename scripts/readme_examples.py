@@ -38,8 +38,9 @@ NEEDS = {  # what a command needs that a 2-core CPU machine without data may lac
     r"^mict serve\b": "a server that runs until stopped",
     r"four-actions\.avi": "test clips joined end to end (tests/serve/test_live.py makes one)",
 }
-NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*")
 TMP_PATH = re.compile(r"/tmp/[^/\s]+/")
+HASH = re.compile(r"-[0-9a-f]{8}\b")  # mict explain's per-video folder: a hash of the path
 PROGRESS = re.compile(r"\d+/\d+ \[[^\]]*\]|\|[ ▏▎▍▌▋▊▉█]*\|")
 
 
@@ -68,7 +69,7 @@ def examples(readme: Path) -> list[Example]:
 def mask(text: str, workdir: Path) -> str:
     """A line with numbers masked, temporary and working-folder paths dropped, spaces collapsed."""
     text = text.replace(str(workdir) + os.sep, "").replace(str(Path.home()), "~")
-    text = TMP_PATH.sub("", text)
+    text = HASH.sub("-<hash>", TMP_PATH.sub("", text))
     return " ".join(NUMBER.sub("#", text).split())
 
 
@@ -99,12 +100,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, help="run in this folder (default: a new temporary one)")
     p.add_argument("--only", help="run only the commands this regular expression finds")
     p.add_argument("--skip", help="skip the commands this regular expression finds")
+    p.add_argument("--printed", action="store_true",
+                   help="under a drifted command, all it printed (to paste into the README)")
     args = p.parse_args(argv)
     workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="readme-"))).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "docs").mkdir(parents=True, exist_ok=True)  # figures the examples write
+    if not (workdir / "benchmarks").exists():  # `python benchmarks/...` as from the repo root
+        (workdir / "benchmarks").symlink_to(ROOT / "benchmarks")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
                PYTHONPATH=str(ROOT / "src"), COLUMNS="200")
-    print(f"README examples of {args.readme}, run in {workdir}")
+    print(f"README examples of {args.readme}, run in {workdir}", flush=True)
     drifted = 0
     for example in examples(args.readme):
         where = f"README.md:{example.line}"
@@ -114,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         if why is None and args.skip and re.search(args.skip, example.command):
             why = "named by --skip"
         if why is not None:
-            print(f"skip  {where}  $ {example.command}  ({why})")
+            print(f"skip  {where}  $ {example.command}  ({why})", flush=True)
             continue
         code, seconds, printed = run(example, workdir, env)
         lost = drift(example, printed, workdir)
@@ -123,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{seconds:.0f} s, {len(example.shown) - len(lost)}/{len(example.shown)} lines)")
         for shown, closest in lost:
             print(f"        README: {shown.strip()}\n        printed ~ {closest}")
+        if lost and args.printed:
+            print("\n".join(f"        | {line}" for line in printed))
+        sys.stdout.flush()
     print(f"{drifted} line(s) drifted" if drifted else "every shown line matches")
     return 1 if drifted else 0
 

@@ -26,7 +26,6 @@ clip batch or timeline step raises :class:`BudgetExceeded` (``mict serve --timeo
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import time
@@ -47,7 +46,7 @@ from .engine.checkpoint import CheckpointMeta, load_model
 from .engine.distributed import resolve_device
 from .engine.precision import autocast, resolve_precision
 from .models.mict import MiCTResNet
-from .models.streaming import StreamingModel, WindowStream, stream_model
+from .models.streaming import StreamingModel, stream_model
 
 log = logging.getLogger(__name__)
 
@@ -307,47 +306,85 @@ class Predictor:
 
     def stream(self, frames: Iterable[np.ndarray], chunk: int = 4) -> Iterator[StreamStep]:
         """Per-step logits of a stream of uint8 ``H×W×3`` RGB frames (any size, the source's
-        rate), each frame computed once: every ``clip.stride``-th frame is transformed and fed
-        to the model's incremental pass in chunks of ``chunk`` (exactly the offline pass's
-        per-step logits, :mod:`mictnet.models.streaming`); models without one re-run a window
-        of ``clip.frames`` every quarter window (said in the log). The stream's end flushes
-        the last steps."""
-        if chunk < 1:
-            raise ValueError(f"chunk must be >= 1, got {chunk}")
-        model = stream_model(self.model, self.clip_frames, max(1, self.clip_frames // 4))
-        if not isinstance(model, StreamingModel):
-            log.info("%s has no incremental pass: re-running a window of %d frames every %d",
-                     type(self.model).__name__, model.window, model.period)
-            chunk = 1  # a step's window ends at the frame that was just pushed
-        stride, pending, seen, done = self.clip.stride, [], 0, 0
-        with torch.inference_mode(), autocast(self.device, self.precision.dtype):
-            for i, frame in enumerate(itertools.chain(frames, [None])):
-                end = frame is None
-                if not end:
-                    seen = i + 1
-                    if i % stride == 0:
-                        pending.append(frame)
-                logits = []
-                if pending and (end or len(pending) == chunk):
-                    logits.append(model.push(self._frames_tensor(pending))[0])
-                    pending = []
-                if end:
-                    logits.append(model.flush()[0])
-                for row in torch.cat(logits).float().cpu() if logits else []:
-                    yield self._step(model, done, seen, row)
-                    done += 1
+        rate), each frame computed once (:class:`FrameStream`); the stream's end flushes the
+        last steps."""
+        stream = self.open_stream(chunk)
+        for frame in frames:
+            yield from stream.push(frame)
+        yield from stream.close()
+
+    def open_stream(self, chunk: int = 4) -> FrameStream:
+        """A :class:`FrameStream`: frames pushed one by one as they arrive (a camera)."""
+        return FrameStream(self, chunk)
 
     def _frames_tensor(self, frames: list[np.ndarray]) -> torch.Tensor:
         return self.transform(torch.from_numpy(np.stack(frames))).unsqueeze(0).to(self.device)
 
-    def _step(self, model: StreamingModel | WindowStream, index: int, seen: int,
-              logits: torch.Tensor) -> StreamStep:
-        stride = self.clip.stride
-        if isinstance(model, StreamingModel):  # time step ``index`` of the features
-            first = index * model.period * stride
-            last = min(first + model.period * stride, seen) - 1
+
+class FrameStream:
+    """The push side of :meth:`Predictor.stream`: every ``clip.stride``-th frame pushed is
+    transformed and fed to the model's incremental pass in chunks of ``chunk`` (exactly the
+    offline pass's per-step logits, :mod:`mictnet.models.streaming`); models without one re-run
+    a window of ``clip.frames`` every quarter window (said in the log). :meth:`push` returns the
+    steps a frame completes, :meth:`close` the last ones."""
+
+    def __init__(self, predictor: Predictor, chunk: int = 4) -> None:
+        if chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk}")
+        self.predictor = predictor
+        frames = predictor.clip_frames
+        self.model = stream_model(predictor.model, frames, max(1, frames // 4))
+        if not isinstance(self.model, StreamingModel):
+            log.info("%s has no incremental pass: re-running a window of %d frames every %d",
+                     type(predictor.model).__name__, self.model.window, self.model.period)
+            chunk = 1  # a step's window ends at the frame that was just pushed
+        self.chunk = chunk
+        self.seen = 0  # frames pushed
+        self.steps = 0  # steps returned
+        self._pending: list[np.ndarray] = []
+        self.closed = False
+
+    def push(self, frame: np.ndarray) -> list[StreamStep]:
+        """Add the next frame; the steps it completes (often none)."""
+        if self.closed:
+            raise ValueError("the stream is closed")
+        if self.seen % self.predictor.clip.stride == 0:
+            self._pending.append(frame)
+        self.seen += 1
+        if len(self._pending) < self.chunk:
+            return []
+        return self._run(flush=False)
+
+    def close(self) -> list[StreamStep]:
+        """End the stream: the steps still held back."""
+        if self.closed:
+            return []
+        self.closed = True
+        return self._run(flush=True) if self.seen else []
+
+    def _run(self, flush: bool) -> list[StreamStep]:
+        p = self.predictor
+        with torch.inference_mode(), autocast(p.device, p.precision.dtype):
+            logits = []
+            if self._pending:
+                logits.append(self.model.push(p._frames_tensor(self._pending))[0])
+                self._pending = []
+            if flush:
+                logits.append(self.model.flush()[0])
+            rows = torch.cat(logits).float().cpu() if logits else []
+        steps = []
+        for row in rows:
+            steps.append(self._step(row))
+            self.steps += 1
+        return steps
+
+    def _step(self, logits: torch.Tensor) -> StreamStep:
+        stride, index, seen = self.predictor.clip.stride, self.steps, self.seen
+        if isinstance(self.model, StreamingModel):  # time step ``index`` of the features
+            first = index * self.model.period * stride
+            last = min(first + self.model.period * stride, seen) - 1
         else:  # the window that ended at the last frame
-            first, last = max(0, seen - model.window * stride), seen - 1
+            first, last = max(0, seen - self.model.window * stride), seen - 1
         return StreamStep(index, first, last, seen, logits)
 
 

@@ -19,8 +19,12 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
-from test_serve import tiny_checkpoint
+from test_serve import CLASSES, tiny_checkpoint
+
+from conftest import synthetic_frames
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -80,18 +84,32 @@ def server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
         print(err)
 
 
-@pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
+def chrome(*flags: str) -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--window-size=1100,880"):
+                 "--window-size=1100,880", *flags):
         options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    driver = chrome()
     try:
         yield driver
     finally:
         driver.quit()
+
+
+def write_y4m(path: Path, frames: np.ndarray, fps: int = 25) -> Path:
+    """RGB frames as a YUV4MPEG2 file (4:2:0), what Chromium's fake camera plays in a loop."""
+    height, width = frames.shape[1:3]
+    with path.open("wb") as f:
+        f.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            f.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+    return path
 
 
 def upload(browser, url: str, video: Path) -> str:
@@ -221,3 +239,35 @@ def test_heat_map_toggle_overlays_the_explanation_on_the_video(server, browser, 
     assert browser.find_element(By.ID, "heat").get_attribute("data-frame") == "20"
     browser.find_element(By.ID, "heatmap").click()
     assert not browser.find_element(By.ID, "heat").is_displayed()
+
+
+def test_camera_mode_streams_the_fake_camera_and_shows_the_servers_steps(server, tmp_path):
+    """Chromium's fake camera plays a synthetic clip; the page sends its frames to
+    ``/api/camera`` and shows the top actions of the steps the server answers."""
+    url, _ = server
+    clip = write_y4m(tmp_path / "camera.y4m", synthetic_frames(50, (160, 120)))
+    driver = chrome("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                    f"--use-file-for-fake-video-capture={clip}")
+    try:
+        driver.get(url)
+        WebDriverWait(driver, 30).until(
+            lambda d: "classes" in d.find_element(By.ID, "model").text)
+        driver.find_element(By.ID, "camera").click()
+        WebDriverWait(driver, 120).until(lambda d: d.execute_script(
+            "return window.cameraStep && window.cameraStep.index >= 2"))
+        shown = driver.execute_script("""
+            const s = window.cameraStep;
+            return {top1: document.getElementById('top1').textContent, step: s,
+                    status: document.getElementById('status').textContent,
+                    bars: [...document.querySelectorAll('#bars .name span:first-child')]
+                      .map((e) => e.textContent)};""")
+        step = shown["step"]
+        assert shown["top1"] == step["top"][0]["label"] and shown["top1"] in CLASSES
+        assert shown["bars"] == [t["label"] for t in step["top"]]
+        assert shown["status"].startswith("camera: ") and "frames sent" in shown["status"]
+        sent = int(shown["status"].split()[1])
+        assert sent > step["last_frame"]  # the steps cover frames the page sent
+        driver.find_element(By.ID, "camera").click()
+        assert driver.find_element(By.ID, "camera").text == "Use the camera"
+    finally:
+        driver.quit()

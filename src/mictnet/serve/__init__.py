@@ -4,7 +4,9 @@
 ``POST /api/predict`` (multipart field ``file``; ``?timeline=1`` adds the timeline,
 ``?preview=1`` a few JPEG frames) answering ``mict predict --json``'s record, ``POST
 /api/explain`` (the same upload; ``?class=NAME``, default the top class) answering ``mict
-explain``'s ``explain.json`` record (heat per frame), ``GET /api/model`` and ``GET /healthz``.
+explain``'s ``explain.json`` record (heat per frame), the camera mode's ``POST /api/camera``,
+``POST /api/camera/ID?frames=N`` and ``DELETE /api/camera/ID`` (:mod:`.camera`), ``GET
+/api/model`` and ``GET /healthz``.
 Uploads stream into temporary files of the server's own folder, deleted on every path
 (answered, refused, client gone, cancelled); a server removes the files a killed one left.
 Inference runs in a bounded thread pool, so concurrent requests queue; a request's claims are
@@ -32,6 +34,7 @@ from starlette.routing import Route
 
 from ..data.decode import VideoError, VideoReader
 from ..inference import FALLBACK_FPS, BudgetExceeded, Predictor, budget_check, prediction_record
+from .camera import CameraError, CameraSessions
 from .limits import DEFAULT_LIMITS, Limits
 from .page import PAGE
 from .preview import preview
@@ -171,6 +174,40 @@ def create_app(predictor: Predictor, max_upload_mb: float = DEFAULT_MAX_UPLOAD_M
             return error(400, f"unknown class {target!r}")
         return await answer(request, explain_upload, target)
 
+    cameras = CameraSessions(predictor)
+
+    async def camera(work, *args) -> Response:
+        """Run ``work(*args)`` of the camera sessions in the pool; its record, or its error."""
+        try:
+            record = await asyncio.wait_for(asyncio.wrap_future(pool.submit(work, *args)),
+                                            timeout)
+        except CameraError as err:
+            return error(err.status, err.message)
+        except asyncio.TimeoutError:
+            return error(503, f"not answered within the server's time budget of {timeout:g} s")
+        return JSONResponse(record)
+
+    async def camera_open(request: Request) -> Response:
+        return await camera(cameras.open)
+
+    async def camera_frames(request: Request) -> Response:
+        text = request.query_params.get("frames", "")
+        if not text.isdigit():
+            return error(400, f"?frames=N (the frames in the body) is needed, got {text!r}")
+        body = bytearray()
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > cameras.max_body:
+                    return error(413, f"over {cameras.max_body} bytes of frames")
+        except ClientDisconnect:
+            return Response(status_code=400)
+        return await camera(cameras.push, request.path_params["session"], bytes(body),
+                            int(text))
+
+    async def camera_close(request: Request) -> Response:
+        return await camera(cameras.close, request.path_params["session"])
+
     async def refused(request: Request, exc: HTTPException) -> Response:
         """404, 405 and the like: JSON as every other error, their headers (``Allow``) kept."""
         response = error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
@@ -191,6 +228,9 @@ def create_app(predictor: Predictor, max_upload_mb: float = DEFAULT_MAX_UPLOAD_M
 
     routes = [Route("/", page), Route("/api/model", api(model)), Route("/healthz", healthz),
               Route("/api/predict", api(predict), methods=["POST"]),
-              Route("/api/explain", api(explain), methods=["POST"])]
+              Route("/api/explain", api(explain), methods=["POST"]),
+              Route("/api/camera", api(camera_open), methods=["POST"]),
+              Route("/api/camera/{session}", api(camera_frames), methods=["POST"]),
+              Route("/api/camera/{session}", api(camera_close), methods=["DELETE"])]
     return Starlette(routes=routes, exception_handlers={HTTPException: refused, Exception: failed},
                      lifespan=lifespan)

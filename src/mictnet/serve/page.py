@@ -3,9 +3,10 @@ resource). It uploads a video with a progress bar, plays it beside the top-5 act
 action under 50% is shown as uncertain), and shows the timeline (top action per second, the
 PNG timeline's colours) as a strip with time marks and a playhead that seeks the player when
 clicked. A file the browser cannot play is shown as the server's preview frames, said plainly;
-errors are red. The "heat map" toggle asks ``/api/explain`` for the top action's Grad-CAM and
-overlays it on the playing video, frame by frame. ``/?token=TOKEN`` keeps the server's token for
-this tab and sends it as ``Authorization: Bearer``."""
+errors are red. "Use the camera" streams the browser's camera to ``/api/camera`` and shows the
+live top actions beside the picture. The "heat map" toggle asks ``/api/explain`` for the top
+action's Grad-CAM and overlays it on the playing video, frame by frame. ``/?token=TOKEN``
+keeps the server's token for this tab and sends it as ``Authorization: Bearer``."""
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -22,6 +23,7 @@ h1 { font-size: 20px; margin: 0 0 4px; }
         text-align: center; cursor: pointer; background: #f7f7fb; }
 #drop.over { background: #e6ecff; border-color: #46c; }
 progress { width: 100%; height: 14px; margin-top: 10px; }
+#camera { margin-top: 8px; font: inherit; padding: 4px 12px; }
 #status { margin: 8px 0; min-height: 1.4em; color: #444; }
 #status.error { color: #b00; }
 #result { display: none; gap: 20px; margin-top: 8px; }
@@ -64,6 +66,7 @@ video { width: 100%; max-height: 420px; background: #000; border-radius: 6px; }
 <label id="drop">Choose or drop a video file
   <input id="file" type="file" accept="video/*,.avi,.mkv" hidden>
 </label>
+<button id="camera" type="button">Use the camera</button>
 <progress id="progress" max="1" value="0" hidden></progress>
 <div id="status"></div>
 <div id="result">
@@ -198,17 +201,21 @@ function showPreview() {  // the browser cannot decode the file: the server's fr
   ticker = setInterval(step, 400);
 }
 
-function showResult(record) {
-  current = record;
-  order = [];
-  showTimeline(record.timeline);
-  const p = record.probabilities[0], sure = p >= UNCERTAIN;
-  $("top1").textContent = record.labels[0];
+function showActions(labels, probabilities) {
+  const p = probabilities[0], sure = p >= UNCERTAIN;
+  $("top1").textContent = labels[0];
   $("top1").className = sure ? "" : "uncertain";
   $("confidence").textContent = (100 * p).toFixed(1) + "% likely"
     + (sure ? "" : ": uncertain, the model's best guess");
   $("confidence").className = sure ? "" : "uncertain";
-  $("bars").replaceChildren(...record.labels.map((l, i) => row(l, record.probabilities[i])));
+  $("bars").replaceChildren(...labels.map((l, i) => row(l, probabilities[i])));
+}
+
+function showResult(record) {
+  current = record;
+  order = [];
+  showTimeline(record.timeline);
+  showActions(record.labels, record.probabilities);
   $("result").className = "shown";
   if ($("video").error) showPreview();
   const clips = record.clips + " clip" + (record.clips > 1 ? "s" : "");
@@ -217,7 +224,105 @@ function showResult(record) {
     + (record.notes ? "; " + record.notes.join("; ") : ""), false);
 }
 
+// Camera mode: frames drawn at the size the server names, sent a few at a time (raw RGBA);
+// the server answers the steps they complete (each frame computed once). Frames wait while a
+// request is under way; over a chunk's worth, the oldest are dropped (and counted).
+let cam = null;
+
+async function startCamera() {
+  let media;
+  try {
+    media = await navigator.mediaDevices.getUserMedia({video: true, audio: false});
+  } catch (e) {
+    setStatus("camera unavailable: " + e.message, true);
+    return;
+  }
+  const answer = await fetch("api/camera", {method: "POST", headers: auth});
+  const body = await answer.json();
+  if (answer.status !== 200) {
+    media.getTracks().forEach((t) => t.stop());
+    setStatus("error " + answer.status + ": " + body.error, true);
+    return;
+  }
+  resetHeat(null);
+  clearInterval(ticker);
+  current = null;
+  order = [];
+  const video = $("video");
+  if (video.src) { URL.revokeObjectURL(video.src); video.removeAttribute("src"); }
+  video.hidden = false;
+  $("preview").hidden = true;
+  $("note").hidden = true;
+  video.srcObject = media;
+  video.play();
+  showTimeline(null);
+  $("top1").textContent = "";
+  $("bars").replaceChildren();
+  $("result").className = "shown";
+  const canvas = document.createElement("canvas");
+  canvas.width = body.width;
+  canvas.height = body.height;
+  cam = {id: body.session, w: body.width, h: body.height, max: body.max_frames, media,
+         ctx: canvas.getContext("2d", {willReadFrequently: true}), frames: [], busy: false,
+         sent: 0, steps: 0, dropped: 0};
+  cam.timer = setInterval(grabFrame, 1000 / body.fps);
+  $("camera").textContent = "Stop the camera";
+  setStatus("camera: waiting for its first frames\u2026", false);
+}
+
+function grabFrame() {
+  const video = $("video");
+  if (!cam || video.readyState < 2) return;
+  cam.ctx.drawImage(video, 0, 0, cam.w, cam.h);
+  cam.frames.push(cam.ctx.getImageData(0, 0, cam.w, cam.h).data);
+  if (cam.frames.length > cam.max) { cam.frames.shift(); cam.dropped++; }
+  if (!cam.busy && cam.frames.length >= 4) sendFrames(cam);
+}
+
+function sendFrames(c) {
+  const frames = c.frames.splice(0), size = c.w * c.h * 4;
+  const body = new Uint8Array(frames.length * size);
+  frames.forEach((f, i) => body.set(f, i * size));
+  c.busy = true;
+  fetch("api/camera/" + c.id + "?frames=" + frames.length,
+        {method: "POST", body, headers: auth})
+    .then((r) => r.json().then((b) => [r.status, b]))
+    .then(([status, b]) => {
+      c.busy = false;
+      if (c !== cam) return;
+      if (status !== 200) {
+        stopCamera();
+        setStatus("error " + status + ": " + b.error, true);
+        return;
+      }
+      c.sent = b.frames;
+      c.steps += b.steps.length;
+      if (b.steps.length) {
+        const last = b.steps[b.steps.length - 1];
+        window.cameraStep = last;
+        showActions(last.top.map((t) => t.label), last.top.map((t) => t.probability));
+      }
+      setStatus("camera: " + c.sent + " frames sent, " + c.steps + " steps"
+        + (c.dropped ? ", " + c.dropped + " frames dropped (the server fell behind)" : ""), false);
+    })
+    .catch(() => { c.busy = false; });
+}
+
+function stopCamera() {
+  const c = cam;
+  if (!c) return;
+  cam = null;
+  clearInterval(c.timer);
+  c.media.getTracks().forEach((t) => t.stop());
+  $("video").srcObject = null;
+  fetch("api/camera/" + c.id, {method: "DELETE", headers: auth});
+  $("camera").textContent = "Use the camera";
+}
+
+$("camera").onclick = () => { if (cam) stopCamera(); else startCamera(); };
+
 function upload(file) {
+  stopCamera();
   resetHeat(file);
   const video = $("video");
   if (video.src) URL.revokeObjectURL(video.src);
