@@ -133,8 +133,10 @@ def test_the_tables_and_the_bar_chart(study: tuple[Path, list[str]], outcome_see
     assert "frames/s (cpu)" in markdown and "better in" in markdown
     assert (out / "transfer.png").read_bytes()[:4] == b"\x89PNG"
     for arm in transfer.ARMS:
-        assert (out / MODEL / arm / f"split1-seed{seeds[-1]}" / "eval-clip" /
-                "report.json").is_file()
+        run = out / MODEL / arm / f"split1-seed{seeds[-1]}"
+        assert (run / "eval-clip" / "report.json").is_file()
+        # evaluated on their final weights: no best.pt beside last.pt
+        assert (run / "last.pt").is_file() and not (run / "best.pt").exists()
 
 
 @pytest.mark.slow

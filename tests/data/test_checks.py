@@ -97,6 +97,12 @@ def test_cli_text_json_and_exit_codes(tree, tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is False and data["counts"]["train1"]["Alpha"] == 2
     assert data["problems"] == [f"{tree}/Alpha/v_Alpha_g02_c01.avi: listed but no such file"]
+    (tree / "Alpha/v_Alpha_g02_c01.avi").symlink_to(tree / "gone.avi")  # a dangling link
+    assert main(["check", "--dataset", "ucf101", "--root", str(tree), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["problems"] == [
+        f"{tree}/Alpha/v_Alpha_g02_c01.avi: a symbolic link to {tree}/gone.avi, which does not "
+        "exist"]
+    (tree / "Alpha/v_Alpha_g02_c01.avi").unlink()
     assert main(["check", "--dataset", "hmdb51", "--root", str(tmp_path / "none")]) == 2
     assert f"{tmp_path / 'none'}: no such dataset root" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()

@@ -193,7 +193,9 @@ def check_dataset(name: str, root: str | Path, split: int | None = None,
         cache = None
     for path in tqdm(paths, desc="checking videos", unit="video", disable=not progress):
         if not os.path.exists(path):
-            report.problems.append(f"{path}: listed but no such file")
+            report.problems.append(
+                f"{path}: a symbolic link to {os.readlink(path)}, which does not exist"
+                if os.path.islink(path) else f"{path}: listed but no such file")
             continue
         frames, problem = check_video(path, full)
         if problem:

@@ -100,7 +100,8 @@ def summary_lines(result: Any, epochs: int, run_dir: Path, tensorboard: bool,
         lines.append(f"last epoch: test top-1 {100 * last['test_top1']:.1f}%, top-5 "
                      f"{100 * last['test_top5']:.1f}%")
     lines.append(f"run folder {run_dir}: config.yaml, last.pt"
-                 f"{', best.pt' if result.best_top1 is not None else ''}, metrics.csv, train.log"
+                 f"{', best.pt' if (run_dir / 'best.pt').is_file() else ''}, metrics.csv, "
+                 "train.log"
                  f"{', tensorboard/' if tensorboard else ''}")
     if result.interrupted:
         lines.append(f"continue with: mict train --resume {run_dir}")

@@ -353,7 +353,7 @@ class Trainer:
         if top1 is not None and (self.best_top1 is None or top1 > self.best_top1):
             self.best_top1, self.best_epoch = top1, self.epoch
             self._check_weights_finite()
-            if self.is_main:
+            if self.is_main and self.cfg.runtime.save_best:
                 save_checkpoint(self.run_dir / "best.pt", self.model, self._meta(record))
         if self._epoch_end_save_due():
             self._save_last(resumable=self.epoch < epochs or self.cfg.runtime.keep_resume)

@@ -257,6 +257,9 @@ class RuntimeConfig:
                                       "and RNG state (twice the weights' size); default: dropped "
                                       "at the end, as nothing resumes a finished run",
                                flag="keep-resume", resumable=True)
+    save_best: bool = option(True, "write best.pt at each new best test top-1 (false: only "
+                                   "last.pt, for runs used only for their final weights)",
+                             resumable=True)
     log_every: int = option(10, "optimiser steps between TensorBoard points")
     progress: bool = option(True, "progress bars", flag="no-progress", resumable=True)
     tensorboard: bool = option(True, "TensorBoard event files in the run folder")

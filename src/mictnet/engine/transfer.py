@@ -177,7 +177,7 @@ def target_config(study: StudyConfig, model: str, arm: str, split: int, seed: in
     fixed: dict[str, Any] = {"model": {"name": model},
                              "data": {"dataset": study.target_dataset,
                                       "root": study.target_root, "split": split},
-                             "runtime": {"seed": seed}}
+                             "runtime": {"seed": seed, "save_best": False}}  # final weights
     if arm == "direct":
         name, changes = r.direct, []
         fixed["model"].update(study.start)
