@@ -28,22 +28,30 @@ def _cat(*chunks: Chunk) -> Chunk:
     return None if not given else given[0] if len(given) == 1 else torch.cat(given, dim=2)
 
 
-def _conv3d(conv: nn.Conv3d, x: Tensor) -> Tensor:
-    """``conv`` over ``x`` with its own padding. On the CPU through oneDNN whatever the shape:
-    ATen's heuristic sends a single short chunk (N·C·T·H <= 20480, as a stream pushes them) to
-    its unvectorised ``slow_conv3d``, 1.4-4.6x slower (under autocast in its dtype)."""
+def _conv3d(conv: nn.Conv3d, x: Tensor, packed: dict) -> Tensor:
+    """``conv`` over ``x`` with its own padding. On the CPU through oneDNN whatever the shape,
+    its weights reordered once per input shape and dtype (kept in ``packed``): ATen's heuristic
+    sends a single short chunk (N·C·T·H <= 20480, as a stream pushes them) to its unvectorised
+    ``slow_conv3d``, 1.4-4.6x slower, and oneDNN reorders the weights on every call (under
+    autocast: in its dtype)."""
     if (x.device.type != "cpu" or x.requires_grad or not torch.backends.mkldnn.is_available()
             or not torch.backends.mkldnn.enabled or conv.padding_mode != "zeros"):
         return nn.Conv3d._conv_forward(conv, x, conv.weight, conv.bias)
-    weight, bias = conv.weight, conv.bias
-    if torch.is_autocast_enabled("cpu"):
-        dtype = torch.get_autocast_dtype("cpu")
-        x, weight = x.to(dtype), weight.to(dtype)
-        bias = None if bias is None else bias.to(dtype)
-    if x.dtype not in (torch.float32, torch.bfloat16) or weight.dtype != x.dtype:
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+    if dtype not in (torch.float32, torch.bfloat16) or conv.weight.dtype not in (
+            torch.float32, torch.bfloat16):
         return nn.Conv3d._conv_forward(conv, x, conv.weight, conv.bias)
-    return torch.ops.aten.mkldnn_convolution(x.contiguous(), weight, bias, conv.padding,
-                                             conv.stride, conv.dilation, conv.groups)
+    args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
+    key = (dtype, tuple(x.shape))
+    if key not in packed:
+        if len(packed) >= 8:  # chunk sizes vary only at a stream's start and end
+            packed.clear()
+        bias = None if conv.bias is None else conv.bias.to(dtype)
+        packed[key] = (torch.ops.mkldnn._reorder_convolution_weight(
+            conv.weight.to(dtype), *args, list(x.shape)), bias)
+    weight, bias = packed[key]
+    return torch.ops.mkldnn._convolution_pointwise(x.to(dtype).contiguous(), weight, bias,
+                                                   *args, "none", [], "")
 
 
 def _frames(chunk: Chunk) -> int:
@@ -100,6 +108,7 @@ class LookaheadConv(StreamOp):
     def __init__(self, conv: nn.Conv3d) -> None:
         self.conv, self.buffer = conv, None
         self.k, self.s = conv.kernel_size[0], conv.stride[0]
+        self.packed: dict = {}  # oneDNN's weights per input shape and dtype
 
     def push(self, x: Chunk) -> Chunk:
         self.buffer = _cat(self.buffer, x)
@@ -107,7 +116,7 @@ class LookaheadConv(StreamOp):
         if not ready:
             return None
         used = self.buffer[:, :, :(ready - 1) * self.s + self.k]
-        out = _conv3d(self.conv, used)
+        out = _conv3d(self.conv, used, self.packed)
         self.buffer = self.buffer[:, :, ready * self.s:]
         return out
 
