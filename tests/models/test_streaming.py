@@ -45,6 +45,19 @@ def test_streamed_steps_equal_the_offline_pass(temporal_stride, depth, frames):
             torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
+def test_streamed_steps_under_bf16_autocast_follow_the_offline_pass():
+    """The look-ahead convolutions' own oneDNN path (weights packed in the autocast dtype)
+    agrees with the offline pass under the same autocast, to bf16 rounding."""
+    model = tiny_mict(4, 7)
+    x = torch.randn(1, 3, 24, 16, 16)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = step_logits(model, x).float()
+        got = streamed(model, x, 4).float()
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=0.05, atol=0.05 * expected.abs().max().item())
+    assert got.std(dim=1).min() > 0
+
+
 def test_bottleneck_resnet18_and_single_stream():
     for model in (tiny_mict(16, 7, "bottleneck"),
                   build_model("mict_resnet18", num_classes=4, temporal_stride=4).eval()):
