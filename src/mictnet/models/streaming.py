@@ -46,9 +46,14 @@ def _conv3d(conv: nn.Conv3d, x: Tensor, packed: dict) -> Tensor:
     if key not in packed:
         if len(packed) >= 8:  # chunk sizes vary only at a stream's start and end
             packed.clear()
-        bias = None if conv.bias is None else conv.bias.to(dtype)
-        packed[key] = (torch.ops.mkldnn._reorder_convolution_weight(
-            conv.weight.to(dtype), *args, list(x.shape)), bias)
+        try:
+            packed[key] = (torch.ops.mkldnn._reorder_convolution_weight(
+                conv.weight.to(dtype), *args, list(x.shape)),
+                None if conv.bias is None else conv.bias.to(dtype))
+        except RuntimeError:  # oneDNN lacks this dtype on this CPU (bf16 below AVX-512)
+            packed[key] = None
+    if packed[key] is None:
+        return nn.Conv3d._conv_forward(conv, x, conv.weight, conv.bias)
     weight, bias = packed[key]
     return torch.ops.mkldnn._convolution_pointwise(x.to(dtype).contiguous(), weight, bias,
                                                    *args, "none", [], "")
