@@ -178,19 +178,22 @@ class Predictor:
             clips = windows.kept_clips(plan)
             return self._prediction(str(video), reader.info, clips, top, check), steps
 
+    def top_classes(self, probabilities: torch.Tensor, k: int) -> tuple[list[str], list[float]]:
+        """The ``k`` most probable classes (all of them where there are fewer) and their
+        probabilities, most probable first."""
+        values, indices = probabilities.topk(min(k, len(self.classes)))
+        return [self.classes[i] for i in indices.tolist()], values.tolist()
+
     def _reader(self, video: str | Path, check: Callable[[], None]) -> VideoReader:
         """``video`` opened with frames larger than the model's resize shrunk as decoded."""
         return VideoReader(video, shrink_to=self.clip.resize, check=check)
 
     def _prediction(self, video: str, info: VideoInfo, clips: Sequence[np.ndarray],
                     top: int, check: Callable[[], None]) -> Prediction:
-        probs = self._clips_probabilities(clips, check)
-        k = min(top, len(self.classes))
-        values, indices = probs.topk(k)
-        return Prediction(video, [self.classes[i] for i in indices.tolist()],
-                          values.tolist(), info.frames, info.fps, info.width, info.height,
-                          len(clips), self.clip_frames, info.header_frames, info.truncated,
-                          info.warning(self.clip_frames))
+        labels, probabilities = self.top_classes(self._clips_probabilities(clips, check), top)
+        return Prediction(video, labels, probabilities, info.frames, info.fps, info.width,
+                          info.height, len(clips), self.clip_frames, info.header_frames,
+                          info.truncated, info.warning(self.clip_frames))
 
     def _clips_probabilities(self, clips: Sequence[np.ndarray],
                              check: Callable[[], None]) -> torch.Tensor:

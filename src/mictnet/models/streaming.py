@@ -32,31 +32,39 @@ def _conv3d(conv: nn.Conv3d, x: Tensor, packed: dict) -> Tensor:
     """``conv`` over ``x`` with its own padding. On the CPU through oneDNN whatever the shape,
     its weights reordered once per input shape and dtype (kept in ``packed``): ATen's heuristic
     sends a single short chunk (N·C·T·H <= 20480, as a stream pushes them) to its unvectorised
-    ``slow_conv3d``, 1.4-4.6x slower, and oneDNN reorders the weights on every call (under
-    autocast: in its dtype)."""
-    if (x.device.type != "cpu" or x.requires_grad or not torch.backends.mkldnn.is_available()
-            or not torch.backends.mkldnn.enabled or conv.padding_mode != "zeros"):
-        return nn.Conv3d._conv_forward(conv, x, conv.weight, conv.bias)
+    ``slow_conv3d``, and oneDNN reorders the weights on every call. Elsewhere (another device,
+    dtype or padding, or a dtype oneDNN cannot pack on this CPU): the module's own path."""
     dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
-    if dtype not in (torch.float32, torch.bfloat16) or conv.weight.dtype not in (
-            torch.float32, torch.bfloat16):
-        return nn.Conv3d._conv_forward(conv, x, conv.weight, conv.bias)
-    args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
     key = (dtype, tuple(x.shape))
     if key not in packed:
         if len(packed) >= 8:  # chunk sizes vary only at a stream's start and end
             packed.clear()
-        try:
-            packed[key] = (torch.ops.mkldnn._reorder_convolution_weight(
-                conv.weight.to(dtype), *args, list(x.shape)),
-                None if conv.bias is None else conv.bias.to(dtype))
-        except RuntimeError:  # oneDNN lacks this dtype on this CPU (bf16 below AVX-512)
-            packed[key] = None
+        packed[key] = _pack(conv, x, dtype)
     if packed[key] is None:
         return nn.Conv3d._conv_forward(conv, x, conv.weight, conv.bias)
     weight, bias = packed[key]
     return torch.ops.mkldnn._convolution_pointwise(x.to(dtype).contiguous(), weight, bias,
-                                                   *args, "none", [], "")
+                                                   *_conv_args(conv), "none", [], "")
+
+
+def _conv_args(conv: nn.Conv3d) -> tuple:
+    return list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups
+
+
+def _pack(conv: nn.Conv3d, x: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor | None] | None:
+    """oneDNN's reordered weights (and the bias) of ``conv`` for inputs like ``x`` in ``dtype``;
+    ``None`` where oneDNN does not take them."""
+    if (x.device.type != "cpu" or x.requires_grad or conv.padding_mode != "zeros"
+            or not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
+            or dtype not in (torch.float32, torch.bfloat16)
+            or conv.weight.dtype not in (torch.float32, torch.bfloat16)):
+        return None
+    try:
+        weight = torch.ops.mkldnn._reorder_convolution_weight(
+            conv.weight.to(dtype), *_conv_args(conv), list(x.shape))
+    except RuntimeError:  # oneDNN lacks this dtype on this CPU (bf16 below AVX-512)
+        return None
+    return weight, None if conv.bias is None else conv.bias.to(dtype)
 
 
 def _frames(chunk: Chunk) -> int:

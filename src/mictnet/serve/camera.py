@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..inference import FrameStream, Predictor, StreamStep
+from ..inference import FALLBACK_FPS, FrameStream, Predictor, StreamStep
 
 MAX_FRAMES_PER_CHUNK = 64
 
@@ -49,7 +49,7 @@ class CameraSessions:
 
     def open(self) -> dict:
         """A new session: its id, the frame size to send and the frames per second to send at
-        (the rate the model was trained at)."""
+        (:data:`~mictnet.inference.FALLBACK_FPS`, UCF-101's rate)."""
         if self.predictor.clip.modality != "rgb":
             raise CameraError(422, f"the model takes {self.predictor.clip.modality}, not a "
                                    "camera's RGB frames")
@@ -62,7 +62,7 @@ class CameraSessions:
                                        "try again when one ends")
             sid = secrets.token_hex(8)
             self._sessions[sid] = Session(self.predictor.open_stream())
-        return {"session": sid, "width": self.width, "height": self.height, "fps": 25,
+        return {"session": sid, "width": self.width, "height": self.height, "fps": FALLBACK_FPS,
                 "max_frames": MAX_FRAMES_PER_CHUNK}
 
     @property
@@ -103,13 +103,11 @@ class CameraSessions:
         return session
 
     def _answer(self, session: Session, steps: list[StreamStep]) -> dict:
-        classes = self.predictor.classes
-        k = min(self.top, len(classes))
         out = []
         for step in steps:
-            probs, idx = step.probabilities.topk(k)
+            labels, probabilities = self.predictor.top_classes(step.probabilities, self.top)
             out.append({"index": step.index, "first_frame": step.first_frame,
                         "last_frame": step.last_frame,
-                        "top": [{"label": classes[int(i)], "probability": float(p)}
-                                for p, i in zip(probs, idx, strict=True)]})
+                        "top": [{"label": label, "probability": p}
+                                for label, p in zip(labels, probabilities, strict=True)]})
         return {"frames": session.stream.seen, "steps": out}

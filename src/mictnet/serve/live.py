@@ -167,10 +167,9 @@ def live_steps(predictor: Predictor, capture: Capture, top: int = 3, average: in
     for step in predictor.stream(frames(), chunk=chunk):
         recent = [*recent[-(average - 1):], step.probabilities] if average > 1 else \
             [step.probabilities]
-        probs = sum(recent) / len(recent)
-        values, indices = probs.topk(min(top, len(predictor.classes)))
-        yield LiveStep(times[step.last_frame], [predictor.classes[i] for i in indices.tolist()],
-                       values.tolist(), capture.dropped, _latency(step, arrived))
+        labels, probabilities = predictor.top_classes(sum(recent) / len(recent), top)
+        yield LiveStep(times[step.last_frame], labels, probabilities, capture.dropped,
+                       _latency(step, arrived))
         for done in [i for i in times if i < step.first_frame]:
             del times[done], arrived[done]
 
