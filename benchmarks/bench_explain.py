@@ -8,21 +8,31 @@ both for the trained MiCT-ResNet-18 and for the same network with random weights
 correlation (Spearman) of the two maps. Targets: pointing >= 80% trained, clearly lower
 randomised, rank correlation < 0.3.
 
-Without ``--checkpoint`` it trains the ``mict demo --quick`` model first (the quick dataset,
-the demo-quick preset, seed 0; about a minute on 2 cores). ``--png`` writes the explanation
-sheet of the first test clip it classifies right (the README's docs/explain.png).
+Without ``--checkpoint`` it trains its subject first: the ``mict demo`` dataset (same classes,
+clips and seed) rendered at ``--size`` pixels, and the demo recipe with MiCT-ResNet-18 at
+temporal stride ``--temporal-stride`` (seed 0; about 13 minutes on 2 Zen 4 cores in bf16 at
+112² and stride 4). The demo's own model (64², stride 16) ends in 2×2 cells and one time step
+per clip: a map on that grid, however right, points at a moving object in at most ~57% of the
+frames (``--ceiling`` prints the pointing game of the best map each grid can hold), so the
+target needs finer last features. ``--work DIR`` keeps the dataset and run there (and reuses
+them). ``--png`` writes the explanation sheet of the first test clip it classifies right (the
+README's docs/explain.png).
 
-    python benchmarks/bench_explain.py [--checkpoint CKPT --data SYNTH_DIR] [--clips 48]
-        [--method gradcam] [--layer auto] [--png docs/explain.png]
+    python benchmarks/bench_explain.py [--checkpoint CKPT --data SYNTH_DIR] [--size 112]
+        [--temporal-stride 4] [--work DIR] [--clips 48] [--method gradcam] [--layer auto]
+        [--png docs/explain.png] [--ceiling]
+    python benchmarks/bench_explain.py --timing   # seconds per 16×160² clip, fp32 and bf16
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -31,22 +41,56 @@ from mictnet.engine.presets import preset
 from mictnet.engine.resolve import derived
 from mictnet.engine.run import train_run
 from mictnet.inference import Predictor, load
-from mictnet.serve.explain import explain
+from mictnet.serve.explain import explain, interpolation_weights, peak
 from mictnet.serve.explain_check import heat_share, pointing_hits, randomised, rank_correlation
 from mictnet.serve.explain_render import plot_sheet
-from mictnet.tools.demo import QUICK
+from mictnet.tools.demo import FULL
 
 
-def train_quick(folder: Path) -> tuple[Path, Path]:
-    """``(checkpoint, dataset folder)`` of the ``mict demo --quick`` recipe trained in
-    ``folder``."""
+def train_subject(folder: Path, size: int, temporal_stride: int) -> tuple[Path, Path]:
+    """``(checkpoint, dataset folder)`` of the demo recipe at ``size``² and
+    ``temporal_stride``, trained in ``folder`` (a finished run there is reused)."""
     data = folder / "data"
-    videos = generate_dataset(data, QUICK.dataset, progress=False)
-    cfg = preset(QUICK.preset)
-    cfg = derived(replace(cfg, data=replace(cfg.data, root=str(videos.resolve()), split=1)))
-    cfg = replace(cfg, runtime=replace(cfg.runtime, seed=0, progress=False))
-    train_run(cfg, folder / "run")
-    return folder / "run" / "last.pt", data
+    videos = generate_dataset(data, replace(FULL.dataset, size=(size, size)))
+    checkpoint = folder / "run" / "last.pt"
+    if checkpoint.is_file():
+        return checkpoint, data
+    cfg = preset(FULL.preset)
+    cfg = replace(cfg, model=replace(cfg.model, temporal_stride=temporal_stride),
+                  data=replace(cfg.data, root=str(videos.resolve()), split=1, crop_size=size,
+                               resize=(size, size)),
+                  runtime=replace(cfg.runtime, seed=0, eval_every=cfg.schedule.epochs))
+    train_run(derived(cfg), folder / "run")
+    return checkpoint, data
+
+
+def ceilings(data: Path, grids: list[tuple[int, int]]) -> dict[tuple[int, int], float]:
+    """The pointing game of the best map each ``(time steps, cells across)`` grid can hold
+    (one hot cell per step, the one nearest the object's mean centre over the step, cells
+    drawn at the middle of their blocks) on the test split's clips: what Grad-CAM on that
+    grid could reach at most."""
+    meta = read_metadata(data)
+    size = meta["config"]["size"][0]
+    tests = [line.split()[0] for line in
+             (data / "ucfTrainTestlist" / "testlist01.txt").read_text().splitlines() if line]
+    out = {}
+    for steps, cells in grids:
+        up = interpolation_weights((np.arange(cells) + 0.5) * size / cells, np.arange(size))
+        hits = frames = 0
+        for name in tests:
+            boxes = object_boxes(meta, name)
+            for span in np.array_split(np.arange(len(boxes)), steps):
+                centre = (boxes[span, :2] + boxes[span, 2:]).mean(axis=0) / 2
+                x, y = np.clip(np.floor(centre * cells / size), 0, cells - 1).astype(int)
+                hot = np.zeros((cells, cells), np.float32)
+                hot[y, x] = 1
+                px, py = peak(up @ hot @ up.T)
+                for x0, y0, x1, y1 in boxes[span]:
+                    if x1 > x0 and y1 > y0:
+                        frames += 1
+                        hits += bool(x0 <= px < x1 and y0 <= py < y1)
+        out[steps, cells] = hits / max(frames, 1)
+    return out
 
 
 def measure(predictor: Predictor, data: Path, clips: int, method: str, layer: str,
@@ -86,6 +130,50 @@ def measure(predictor: Predictor, data: Path, clips: int, method: str, layer: st
     return out
 
 
+def timing(rounds: int = 2) -> None:
+    """Seconds of ``explain`` on a 16-frame 320×240 clip with MiCT-ResNet-18 at the recipe's
+    16×160² (random weights), main answer included, in fp32 and (where native) bf16, with and
+    without the receptive-field measurement."""
+    from mictnet.data.clip_spec import ClipSpec
+    from mictnet.engine.checkpoint import CheckpointMeta
+    from mictnet.engine.precision import is_native
+    from mictnet.models import build_model
+    from mictnet.serve import explain as explain_module
+
+    torch.manual_seed(0)
+    model = build_model("mict_resnet18", num_classes=101).eval()
+    clip = ClipSpec()
+    meta = CheckpointMeta(model.spec, [f"c{i}" for i in range(101)], clip.input_size, clip=clip)
+    amps = ["none"] + (["bf16"] if is_native(torch.bfloat16, torch.device("cpu")) else [])
+    measured = explain_module.receptive_centres
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "clip.avi")
+        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 240))
+        for t in range(16):
+            frame = np.full((240, 320, 3), 40, np.uint8)
+            cv2.circle(frame, (40 + 10 * t, 120), 30, (200, 60, 60), -1)
+            writer.write(frame)
+        writer.release()
+        for amp in amps:
+            predictor = Predictor(model, meta, amp=amp)
+            seconds = {}
+            for label, centres in (("explain", measured),
+                                   ("without the centres", lambda *a: (np.zeros(1),
+                                                                        np.arange(5.0) * 32,
+                                                                        np.arange(5.0) * 32))):
+                explain_module.receptive_centres = centres
+                explain(predictor, path)  # warm-up
+                start = time.perf_counter()
+                for _ in range(rounds):
+                    explain(predictor, path)
+                seconds[label] = (time.perf_counter() - start) / rounds
+            explain_module.receptive_centres = measured
+            print(f"16x160² clip, mict_resnet18, {predictor.precision.dtype or 'fp32'}: "
+                  f"{seconds['explain']:.2f} s ({seconds['without the centres']:.2f} s without "
+                  f"measuring the receptive-field centres), CPU "
+                  f"{torch.backends.cpu.get_cpu_capability()}")
+
+
 def _meta_of(predictor: Predictor):
     from mictnet.engine.checkpoint import CheckpointMeta
 
@@ -95,21 +183,38 @@ def _meta_of(predictor: Predictor):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", help="a trained model (default: train demo --quick)")
+    parser.add_argument("--checkpoint", help="a trained model (default: train the subject)")
     parser.add_argument("--data", help="its synthetic dataset folder (with synth.json)")
     parser.add_argument("--clips", type=int, default=48, help="test clips measured")
     parser.add_argument("--method", default="gradcam", choices=("gradcam", "gradcam++"))
     parser.add_argument("--layer", default="auto")
     parser.add_argument("--png", type=Path,
                         help="write the sheet of the first clip classified right here")
+    parser.add_argument("--size", type=int, default=112, help="the subject's frame side")
+    parser.add_argument("--temporal-stride", type=int, default=4, choices=(4, 16),
+                        help="the subject's temporal stride")
+    parser.add_argument("--work", type=Path, help="keep (and reuse) the subject's data and run")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also print each grid's best possible pointing game")
+    parser.add_argument("--timing", action="store_true",
+                        help="only time one 16x160² clip (fp32, bf16 where native) and exit")
     args = parser.parse_args()
+    if args.timing:
+        timing()
+        return
     with tempfile.TemporaryDirectory(prefix="bench-explain-") as tmp:
         if args.checkpoint:
             if not args.data:
                 parser.error("--checkpoint needs --data (its synthetic dataset folder)")
             checkpoint, data = Path(args.checkpoint), Path(args.data)
         else:
-            checkpoint, data = train_quick(Path(tmp))
+            checkpoint, data = train_subject(args.work or Path(tmp), args.size,
+                                             args.temporal_stride)
+        if args.ceiling:
+            for (steps, cells), share in ceilings(data, [(1, 2), (4, 2), (2, 4), (4, 4),
+                                                        (4, 5), (8, 8)]).items():
+                print(f"ceiling: {steps} step(s) of {cells}x{cells} cells point at most "
+                      f"{share:.1%} of frames")
         predictor = load(checkpoint)
         result = measure(predictor, data, args.clips, args.method, args.layer, args.png)
     print(f"{args.method} at {result['layer']} ({result['grid']} cells), {result['clips']} "

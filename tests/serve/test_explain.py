@@ -18,7 +18,14 @@ from mictnet.data.clip_spec import ClipSpec
 from mictnet.engine.checkpoint import CheckpointMeta
 from mictnet.inference import Predictor
 from mictnet.models import build_model, get_variant, list_models
-from mictnet.serve.explain import crop_region, explain, resolve_layer, upsample_weights, windows
+from mictnet.serve.explain import (
+    crop_region,
+    explain,
+    interpolation_weights,
+    receptive_centres,
+    resolve_layer,
+    windows,
+)
 from mictnet.serve.explain_check import (
     heat_share,
     pointing_hits,
@@ -112,12 +119,30 @@ def test_windows_tile_long_and_loop_short_videos() -> None:
                                         (12, [12, 14, 16, 18])]
 
 
-def test_upsampling_puts_cell_i_on_pixel_i_times_stride() -> None:
-    weights = upsample_weights(4, 32)
+def test_interpolation_puts_each_cell_on_its_centre_and_holds_beyond() -> None:
+    weights = interpolation_weights(np.array([5.0, 9.0, 20.0]), np.arange(32.0))
     assert np.allclose(weights.sum(axis=1), 1)
-    for i in range(4):
-        assert weights[8 * i, i] > 0.9  # cell i is centred on pixel 8·i (up to half a pixel)
-    assert np.allclose(weights[28:, 3], 1)  # past the last cell the map holds its value
+    assert weights[5, 0] == 1 and weights[9, 1] == 1 and weights[20, 2] == 1
+    assert np.allclose(weights[7], [0.5, 0.5, 0]) and np.allclose(weights[:5, 0], 1)
+    assert np.allclose(weights[20:, 2], 1)  # past the last centre the map holds its value
+    assert np.allclose(interpolation_weights(np.array([3.0]), np.arange(4.0)), 1)
+
+
+def test_receptive_centres_follow_the_look_ahead_and_the_padding() -> None:
+    """A MiCT-ResNet's steps see frames after their own (its 3D convolutions look ahead); a
+    3D-ResNet's one step is centred on the clip; rows and columns run across the input, pulled
+    inwards at the borders (not on pixels 0 and 32)."""
+    torch.manual_seed(0)
+    clip = torch.randn(1, 3, 16, 64, 64)
+    mict = build_model("mict_resnet18", num_classes=3, temporal_stride=4).eval()
+    steps, rows, cols = receptive_centres(mict, "layer4", clip, None)
+    assert steps.shape == (4,) and rows.shape == cols.shape == (2,)
+    assert all(steps[j] > 4 * j + 2.5 for j in range(3))  # frames 4j..4j+3 are centred on 4j+1.5
+    assert np.all(np.diff(steps) > 0) and np.all(np.diff(rows) > 0)
+    assert 8 < rows[0] < rows[1] < 56 and 8 < cols[0] < cols[1] < 56
+    r3d = build_model("resnet3d_18", num_classes=3).eval()
+    steps, _, _ = receptive_centres(r3d, "layer4", clip, None)
+    assert steps.shape == (1,) and abs(steps[0] - 7.5) < 1.5
 
 
 def test_crop_region_is_the_transforms_centre_crop() -> None:

@@ -5,10 +5,16 @@ The model runs on windows of ``T`` sampled frames (the training clip) that tile 
 each, the gradient of the target class's logit with respect to one layer's feature maps
 ``C×T'×h×w`` weighs its channels (Grad-CAM: the gradient's mean over space and time; Grad-CAM++:
 Chattopadhay et al. 2018's weights of its positive part), and the ReLU of the weighted sum is the
-window's map. Maps are upsampled in time to every frame of the window (linear, as
-``F.interpolate``) and kept on the layer's grid; :meth:`Explanation.heat` upsamples one frame's
-map in space onto the region of the frame the model sees (the resize and centre crop of its
-clip), zero elsewhere. Maps are scaled by their maximum over the whole video, so frames compare.
+window's map. Each time step, row and column of the map is placed where its evidence comes
+from: the centre of its effective receptive field (Luo et al. 2016), the centroid of the
+gradient magnitude of the layer's maps at that index with respect to the input clip, measured
+on the video's first window. This matters: a MiCT-ResNet's look-ahead convolutions make step
+``j`` see frames well after ``j·T/T'``, zero padding pulls border cells inwards, and at an input
+side that is not a multiple of the stride the cells are not ``side/cells`` apart. Maps are
+interpolated linearly between those centres (held beyond the outer ones): in time to every
+frame of the window; in space by :meth:`Explanation.heat` onto the region of the frame the
+model sees (the resize and centre crop of its clip), zero elsewhere. Maps are scaled by their
+maximum over the whole video, so frames compare.
 
 The layer (``layer="auto"``) is the registry row's first ``cam_layers`` entry whose map is at
 least :data:`MIN_CELLS` cells across at the model's input size (the last spatio-temporal
@@ -61,26 +67,25 @@ class Explanation:
     windows: list[tuple[int, int]]  # first frame, frames of each window
     maps: np.ndarray  # float32 frames×h×w in [0, 1] (1: the video's hottest cell)
     importance: np.ndarray  # float32 per frame in [0, 1]: its map's mean over the video's top
+    rows: np.ndarray  # float32 h: each row's receptive-field centre, in model-input pixels
+    cols: np.ndarray  # float32 w: each column's
 
     def heat(self, index: int) -> np.ndarray:
-        """Frame ``index``'s heat, float32 ``height×width`` in [0, 1]: its map bilinearly
-        upsampled onto the crop (cells on their grid, see :func:`upsample_weights`), zero
-        outside it."""
+        """Frame ``index``'s heat, float32 ``height×width`` in [0, 1]: its map interpolated
+        onto the crop between the cells' receptive-field centres, zero outside it."""
         x0, y0, x1, y1 = self.crop
-        h, w = self.maps.shape[1:]
         out = np.zeros((self.height, self.width), np.float32)
-        out[y0:y1, x0:x1] = (upsample_weights(h, y1 - y0, self.crop_size)
+        out[y0:y1, x0:x1] = (interpolation_weights(self.rows, _input_pixels(y1 - y0,
+                                                                           self.crop_size))
                              @ self.maps[index]
-                             @ upsample_weights(w, x1 - x0, self.crop_size).T)
+                             @ interpolation_weights(self.cols, _input_pixels(
+                                 x1 - x0, self.crop_size)).T)
         return out
 
     def peaks(self) -> np.ndarray:
-        """Where each frame's heat is highest: int ``frames×2`` ``(x, y)`` in pixels."""
-        out = np.empty((self.frames, 2), np.int64)
-        for i in range(self.frames):
-            y, x = np.unravel_index(int(np.argmax(self.heat(i))), (self.height, self.width))
-            out[i] = x, y
-        return out
+        """Where each frame's heat is highest (:func:`peak`): int ``frames×2`` ``(x, y)`` in
+        pixels."""
+        return np.array([peak(self.heat(i)) for i in range(self.frames)], np.int64)
 
     def to_dict(self) -> dict:
         """The JSON record (``explain.json``, ``POST /api/explain``): the fields, maps and
@@ -89,6 +94,8 @@ class Explanation:
                 "predicted": self.predicted, "method": self.method, "layer": self.layer,
                 "frames": self.frames, "fps": self.fps, "width": self.width,
                 "height": self.height, "crop": list(self.crop), "grid": list(self.maps.shape[1:]),
+                "input": self.crop_size, "rows": np.round(self.rows, 2).tolist(),
+                "cols": np.round(self.cols, 2).tolist(),
                 "windows": [list(w) for w in self.windows],
                 "importance": np.round(self.importance, 3).tolist(),
                 "peaks": self.peaks().tolist(), "maps": np.round(self.maps, 3).tolist()}
@@ -111,12 +118,16 @@ def explain(predictor: Predictor, video: str | Path, targets: Sequence[str | int
         info = reader.check_end()
         plan = windows(info.frames, predictor.clip_frames, predictor.clip.stride)
         sums: np.ndarray | None = None
+        centres: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         counts = np.zeros(info.frames, np.float32)
         for start, indices in tqdm(plan, desc=Path(video).name, unit="window",
                                    disable=not progress, leave=False):
             clip = predictor.transform(torch.from_numpy(reader.read(indices))).unsqueeze(0)
-            cams = _window_cams(model, name, clip.to(predictor.device), chosen, method,
-                                predictor.precision.dtype)  # K×T×h×w
+            clip = clip.to(predictor.device)
+            if centres is None:
+                centres = receptive_centres(model, name, clip, predictor.precision.dtype)
+            cams = _window_cams(model, name, clip, chosen, method, predictor.precision.dtype,
+                                centres[0])  # K×T×h×w
             span = np.arange(start, min(start + len(indices) * predictor.clip.stride,
                                         info.frames))
             rows = np.minimum((span - start) // predictor.clip.stride, len(indices) - 1)
@@ -135,27 +146,68 @@ def explain(predictor: Predictor, video: str | Path, targets: Sequence[str | int
                                method, name, info.frames, info.fps, info.width, info.height,
                                crop, predictor.clip.crop, [(s, len(i)) for s, i in plan],
                                scaled.astype(np.float32),
-                               (strength / max(float(strength.max()), 1e-12)).astype(np.float32)))
+                               (strength / max(float(strength.max()), 1e-12)).astype(np.float32),
+                               centres[1], centres[2]))
     return out
 
 
-def upsample_weights(cells: int, pixels: int, size: int | None = None) -> np.ndarray:
-    """``pixels×cells`` linear interpolation weights from a map of ``cells`` onto ``pixels``
-    (``size``: the model input's side those pixels were resized to; default ``pixels``).
+def peak(heat: np.ndarray) -> tuple[int, int]:
+    """``(x, y)`` of the highest pixel of ``heat``; where several share the maximum (the map
+    holds its value beyond the outer cells' centres, so a border cell's maximum is a plateau
+    out to the frame's edge), the one nearest the frame's centre: the cell's own centre, not
+    the first in memory order (a frame corner)."""
+    top = np.argwhere(heat >= heat.max())
+    if len(top) > 1:
+        middle = (np.array(heat.shape) - 1) / 2
+        top = top[np.argmin(((top - middle) ** 2).sum(axis=1))][None]
+    y, x = top[0]
+    return int(x), int(y)
 
-    A strided convolution with symmetric padding centres output ``i`` on input ``i·stride``,
-    so the networks here centre cell ``i`` on input pixel ``i·size/cells`` (not the middle of
-    its block, as a resize would); past the last cell the map stays at its value. Time is
-    mapped the same way (step ``j`` of ``T'`` on frame ``j·T/T'``)."""
-    size = size or pixels
-    position = ((np.arange(pixels) + 0.5) * size / pixels - 0.5) * cells / size
-    position = np.clip(position, 0, cells - 1)
-    low = np.floor(position).astype(np.int64)
-    high = np.minimum(low + 1, cells - 1)
-    out = np.zeros((pixels, cells), np.float32)
-    np.add.at(out, (np.arange(pixels), low), 1 - (position - low))
-    np.add.at(out, (np.arange(pixels), high), position - low)
+
+def interpolation_weights(centres: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``len(positions)×len(centres)`` weights that interpolate values placed at ``centres``
+    (increasing) linearly onto ``positions``, holding the outer values beyond them."""
+    centres = np.maximum.accumulate(np.asarray(centres, np.float64))
+    out = np.zeros((len(positions), len(centres)), np.float32)
+    if len(centres) == 1:
+        out[:, 0] = 1
+        return out
+    positions = np.clip(positions, centres[0], centres[-1])
+    high = np.clip(np.searchsorted(centres, positions, side="right"), 1, len(centres) - 1)
+    low = high - 1
+    gap = centres[high] - centres[low]
+    part = np.where(gap > 0, (positions - centres[low]) / np.where(gap > 0, gap, 1), 0)
+    rows = np.arange(len(positions))
+    np.add.at(out, (rows, low), 1 - part)
+    np.add.at(out, (rows, high), part)
     return out
+
+
+def _input_pixels(pixels: int, size: int) -> np.ndarray:
+    """Where ``pixels`` frame pixels fall on the ``size`` pixels they were resized to."""
+    return (np.arange(pixels) + 0.5) * size / pixels - 0.5
+
+
+def receptive_centres(model: nn.Module, layer: str, clip: Tensor, dtype: torch.dtype | None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(steps, rows, cols)``: the centre of the effective receptive field of each time step
+    (in the clip's frames), row and column (in its pixels) of ``layer``'s maps, the centroid of
+    ``|d sum(maps at that index) / d clip|`` (float32 arrays of ``T'``, ``h``, ``w``)."""
+    x = clip.detach().clone().requires_grad_()
+    with _no_parameter_grads(model), torch.enable_grad(), autocast(clip.device, dtype):
+        maps = _as_5d(_output_at(model, layer, x))
+        centres = []
+        for axis in (2, 3, 4):
+            along = []
+            for j in range(maps.shape[axis]):
+                [grad] = torch.autograd.grad(maps.select(axis, j).float().sum(), x,
+                                             retain_graph=True)
+                profile = grad.abs().sum(dim=[d for d in range(5) if d != axis]).double()
+                total = float(profile.sum())
+                along.append(float((profile * torch.arange(len(profile))).sum()) / total
+                             if total > 0 else (j + 0.5) * len(profile) / maps.shape[axis])
+            centres.append(np.asarray(along, np.float32))
+    return centres[0], centres[1], centres[2]
 
 
 def windows(frames: int, length: int, stride: int = 1) -> list[tuple[int, list[int]]]:
@@ -237,9 +289,10 @@ def _map_sizes(model: nn.Module, names: Sequence[str], input_size: tuple[int, in
 
 
 def _window_cams(model: nn.Module, layer: str, clip: Tensor, targets: Sequence[int],
-                 method: str, dtype: torch.dtype | None) -> np.ndarray:
+                 method: str, dtype: torch.dtype | None, steps: np.ndarray) -> np.ndarray:
     """The maps of one clip ``1×3×T×H×W`` for each target: float32 ``K×T×h×w`` (ReLU'd, not
-    scaled), upsampled in time to the clip's ``T`` frames."""
+    scaled), interpolated in time to the clip's ``T`` frames from the steps' receptive-field
+    centres ``steps``."""
     with _no_parameter_grads(model), torch.enable_grad(), autocast(clip.device, dtype):
         acts, logits = _forward_at(model, layer, clip)
         cams = []
@@ -247,17 +300,8 @@ def _window_cams(model: nn.Module, layer: str, clip: Tensor, targets: Sequence[i
             [grads] = torch.autograd.grad(logits[0, target], acts,
                                           retain_graph=k < len(targets) - 1)
             cams.append(_cam(_as_5d(acts.detach().float()), _as_5d(grads.float()), method))
-    cam = torch.stack(cams)  # K×T'×h×w
-    steps = cam.shape[1]
-    cam = cam.cpu().numpy()
-    frames = clip.shape[2]
-    if steps == frames:
-        return cam
-    time = np.clip(np.arange(frames) * steps / frames, 0, steps - 1)  # step j on frame j·T/T'
-    weights = np.zeros((frames, steps), np.float32)
-    low = np.floor(time).astype(np.int64)
-    np.add.at(weights, (np.arange(frames), low), 1 - (time - low))
-    np.add.at(weights, (np.arange(frames), np.minimum(low + 1, steps - 1)), time - low)
+    cam = torch.stack(cams).cpu().numpy()  # K×T'×h×w
+    weights = interpolation_weights(steps, np.arange(clip.shape[2], dtype=np.float64))
     return np.einsum("ft,kthw->kfhw", weights, cam)
 
 
@@ -271,6 +315,20 @@ def _cam(acts: Tensor, grads: Tensor, method: str) -> Tensor:
         alpha = torch.where(grads != 0, g2 / torch.where(denominator != 0, denominator, 1.0), 0)
         weights = (alpha * grads.clamp(min=0)).sum(dim=(2, 3, 4), keepdim=True)
     return (weights * acts).sum(dim=1)[0].clamp(min=0)
+
+
+def _output_at(model: nn.Module, layer: str, clip: Tensor) -> Tensor:
+    """``layer``'s output for ``clip``, in the graph from the input (a forward pass)."""
+    if layer == "features":
+        return model.features(clip)
+    seen: list[Tensor] = []
+    hook = model.get_submodule(layer).register_forward_hook(
+        lambda module, inputs, output: seen.append(output))
+    try:
+        model(clip)
+    finally:
+        hook.remove()
+    return seen[0]
 
 
 def _forward_at(model: nn.Module, layer: str, clip: Tensor) -> tuple[Tensor, Tensor]:

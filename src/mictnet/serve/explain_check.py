@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..models.registry import build_model
-from .explain import Explanation
+from .explain import Explanation, peak
 
 
 def _frames_with_object(boxes: np.ndarray) -> list[int]:
@@ -29,7 +29,7 @@ def pointing_hits(explanation: Explanation, boxes: np.ndarray) -> tuple[int, int
         heat = explanation.heat(i)
         if heat.max() <= 0:
             continue
-        y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
+        x, y = peak(heat)
         x0, y0, x1, y1 = boxes[i]
         hits += bool(x0 <= x < x1 and y0 <= y < y1)
     return hits, len(frames)

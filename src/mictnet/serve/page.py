@@ -385,14 +385,20 @@ function drawHeat() {
   const scale = Math.min(cw / e.width, ch / e.height);
   const ox = (cw - e.width * scale) / 2, oy = (ch - e.height * scale) / 2;
   const f = Math.min(e.frames - 1, Math.floor(video.currentTime * (e.fps || 25)));
-  const [gh, gw] = e.grid, small = document.createElement("canvas");
-  small.width = gw;
-  small.height = gh;
-  const image = small.getContext("2d").createImageData(gw, gh);
-  for (let y = 0; y < gh; y++) {
-    for (let x = 0; x < gw; x++) {
-      const v = e.maps[f][y][x], i = 4 * (y * gw + x);
-      image.data.set([...jet(v), Math.round(255 * 0.6 * v)], i);
+  // the library's heat (Explanation.heat): each cell at its receptive-field centre, linear
+  // between centres, held beyond the outer ones; drawn at the model's input size
+  const n = e.input, small = document.createElement("canvas");
+  small.width = n;
+  small.height = n;
+  const ys = lerpWeights(e.rows, n), xs = lerpWeights(e.cols, n), m = e.maps[f];
+  const image = small.getContext("2d").createImageData(n, n);
+  for (let y = 0; y < n; y++) {
+    const [r0, r1, a] = ys[y];
+    for (let x = 0; x < n; x++) {
+      const [c0, c1, b] = xs[x];
+      const v = (1 - a) * ((1 - b) * m[r0][c0] + b * m[r0][c1])
+        + a * ((1 - b) * m[r1][c0] + b * m[r1][c1]);
+      image.data.set([...jet(v), Math.round(255 * 0.6 * v)], 4 * (y * n + x));
     }
   }
   small.getContext("2d").putImageData(image, 0, 0);
@@ -400,6 +406,21 @@ function drawHeat() {
   const [x0, y0, x1, y1] = e.crop;
   ctx.drawImage(small, ox + x0 * scale, oy + y0 * scale, (x1 - x0) * scale, (y1 - y0) * scale);
   canvas.dataset.frame = f;
+}
+
+function lerpWeights(centres, n) {
+  // per pixel of n: [low cell, high cell, weight of the high one]
+  const out = [];
+  for (let p = 0; p < n; p++) {
+    const last = centres.length - 1;
+    const q = Math.min(Math.max(p, centres[0]), centres[last]);
+    let hi = 1;
+    while (hi < last && centres[hi] <= q) hi++;
+    if (last === 0) { out.push([0, 0, 0]); continue; }
+    const lo = hi - 1, gap = centres[hi] - centres[lo];
+    out.push([lo, hi, gap > 0 ? Math.min(1, Math.max(0, (q - centres[lo]) / gap)) : 0]);
+  }
+  return out;
 }
 
 function heatLoop() {
