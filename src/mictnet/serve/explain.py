@@ -328,7 +328,7 @@ def _output_at(model: nn.Module, layer: str, clip: Tensor) -> Tensor:
         model(clip)
     finally:
         hook.remove()
-    return seen[0]
+    return _checked_maps(layer, seen)
 
 
 def _forward_at(model: nn.Module, layer: str, clip: Tensor) -> tuple[Tensor, Tensor]:
@@ -349,13 +349,18 @@ def _forward_at(model: nn.Module, layer: str, clip: Tensor) -> tuple[Tensor, Ten
         logits = model(clip)
     finally:
         hook.remove()
+    return _checked_maps(layer, seen), logits
+
+
+def _checked_maps(layer: str, seen: list[Tensor]) -> Tensor:
+    """The one output ``layer`` gave in a forward pass, if it is feature maps."""
     if len(seen) != 1:
         raise ValueError(f"layer {layer!r} ran {len(seen)} times in one forward pass; name a "
                          "layer that runs once")
     if seen[0].dim() not in (4, 5):
         raise ValueError(f"layer {layer!r} gives {seen[0].dim()}D output; Grad-CAM needs "
                          "feature maps (N×C×T×h×w, or frames (N·T)×C×h×w)")
-    return seen[0], logits
+    return seen[0]
 
 
 def _as_5d(x: Tensor) -> Tensor:
