@@ -12,11 +12,14 @@ frames; ``None`` is a chunk of no frames.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .blocks import to_4d, to_5d
+from .fusion import fuse_conv_bn
 from .mict import LookaheadConv3dBranch, MiCTResNet, MiCTStage
 from .skeleton import VideoClassifier, conv_bn_pool
 
@@ -283,14 +286,16 @@ class StreamingModel:
     """A MiCT-ResNet (eval mode) fed frame by frame or in chunks of ``N×3×n×H×W`` (``3×n×H×W``:
     one stream); ``push`` and ``flush`` return per-step logits ``N×steps×K`` (``steps`` may be
     0): step ``i`` is the classifier on time step ``i`` of ``features``, which covers input
-    frames ``period·i .. period·(i+1)-1``."""
+    frames ``period·i .. period·(i+1)-1``. It runs a copy of the model with the batch norms
+    folded into their convolutions (:func:`~.fusion.fuse_conv_bn`: a memory pass less per batch
+    norm on every small chunk), so later changes to ``model``'s weights are not seen."""
 
     def __init__(self, model: nn.Module) -> None:
         if not isinstance(model, MiCTResNet):
             raise TypeError(f"{type(model).__name__} has no incremental pass (only MiCT-ResNets)")
         if model.training:
             raise ValueError("streaming needs the model in eval mode (model.eval())")
-        self.model = model
+        self.model = fuse_conv_bn(copy.deepcopy(model))
         self.period = temporal_period(model)
         self.reset()
 
