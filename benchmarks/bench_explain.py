@@ -42,7 +42,7 @@ from mictnet.engine.resolve import derived
 from mictnet.engine.run import train_run
 from mictnet.inference import Predictor, load
 from mictnet.serve.explain import explain, interpolation_weights, peak
-from mictnet.serve.explain_check import heat_share, pointing_hits, randomised, rank_correlation
+from mictnet.serve.explain_check import frame_hits, heat_share, randomised, rank_correlation
 from mictnet.serve.explain_render import plot_sheet
 from mictnet.tools.demo import FULL
 
@@ -103,6 +103,8 @@ def measure(predictor: Predictor, data: Path, clips: int, method: str, layer: st
     picks = [tests[round(i)] for i in np.linspace(0, len(tests) - 1, min(clips, len(tests)))]
     random = Predictor(randomised(predictor.model), _meta_of(predictor))
     totals = {"trained": [0, 0], "randomised": [0, 0]}
+    by_class: dict[str, list[int]] = {}  # the trained model's [hits, frames] per class
+    by_frames: dict[int, list[int]] = {}  # ... per 4 frames of the clip
     shares = {"trained": [], "randomised": []}
     correlations, png_written = [], False
     for name in picks:
@@ -110,9 +112,15 @@ def measure(predictor: Predictor, data: Path, clips: int, method: str, layer: st
         pair = {}
         for key, p in (("trained", predictor), ("randomised", random)):
             [e] = explain(p, video, [predictor.predict(video).label], layer=layer, method=method)
-            hits, frames = pointing_hits(e, boxes)
-            totals[key][0] += hits
-            totals[key][1] += frames
+            hits = frame_hits(e, boxes)
+            totals[key][0] += sum(hits.values())
+            totals[key][1] += len(hits)
+            if key == "trained":
+                for frame, hit in hits.items():
+                    for tally in (by_class.setdefault(name.split("/")[0], [0, 0]),
+                                  by_frames.setdefault(frame // 4, [0, 0])):
+                        tally[0] += hit
+                        tally[1] += 1
             shares[key].append(heat_share(e, boxes))
             pair[key] = e
         correlations.append(rank_correlation(pair["trained"], pair["randomised"]))
@@ -127,6 +135,9 @@ def measure(predictor: Predictor, data: Path, clips: int, method: str, layer: st
     out["box share of frame"] = float(np.mean([s[1] for s in shares["trained"]]))
     out["rank correlation"] = float(np.mean(correlations))
     out["clips"] = len(picks)
+    out["by class"] = {k: h / n for k, (h, n) in sorted(by_class.items())}
+    out["by frames"] = {f"frames {4 * k}-{4 * k + 3}": h / n
+                        for k, (h, n) in sorted(by_frames.items())}
     return out
 
 
@@ -225,6 +236,9 @@ def main() -> None:
               f"{result[f'randomised {measure_name}']:>12.1%}")
     print(f"{'box share of frame':<22}{result['box share of frame']:>10.1%}")
     print(f"rank correlation trained vs randomised: {result['rank correlation']:.3f}")
+    for breakdown in ("by class", "by frames"):
+        print(f"trained pointing {breakdown}: " + ", ".join(
+            f"{key} {share:.0%}" for key, share in result[breakdown].items()))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from mictnet.serve.explain import (
     windows,
 )
 from mictnet.serve.explain_check import (
+    frame_hits,
     heat_share,
     pointing_hits,
     randomised,
@@ -157,6 +158,9 @@ def test_sanity_measures(video: Path) -> None:
     peaks = e.peaks()
     on_peak = np.array([[x, y, x + 1, y + 1] for x, y in peaks])
     assert pointing_hits(e, on_peak)[0] == int((e.maps.reshape(20, -1).max(1) > 0).sum())
+    beside = on_peak + 1  # each frame's box one pixel past its peak: every frame a miss
+    beside[0] = 0  # no object in frame 0: not counted
+    assert frame_hits(e, beside) == {i: False for i in range(1, 20)}
     whole = np.tile([0, 0, 64, 48], (20, 1))
     inside, area = heat_share(e, whole)
     assert area == 1 and (inside == pytest.approx(1) or e.maps.max() == 0)

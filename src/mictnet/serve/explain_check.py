@@ -21,18 +21,22 @@ def _frames_with_object(boxes: np.ndarray) -> list[int]:
     return [i for i, (x0, y0, x1, y1) in enumerate(boxes) if x1 > x0 and y1 > y0]
 
 
-def pointing_hits(explanation: Explanation, boxes: np.ndarray) -> tuple[int, int]:
-    """``(frames whose heat maximum is in the box, frames with an object)``; a frame with no
-    heat at all is a miss."""
-    hits, frames = 0, _frames_with_object(boxes)
-    for i in frames:
+def frame_hits(explanation: Explanation, boxes: np.ndarray) -> dict[int, bool]:
+    """For each frame with an object: does its heat maximum lie in the box (a frame with no
+    heat at all is a miss)?"""
+    hits = {}
+    for i in _frames_with_object(boxes):
         heat = explanation.heat(i)
-        if heat.max() <= 0:
-            continue
         x, y = peak(heat)
         x0, y0, x1, y1 = boxes[i]
-        hits += bool(x0 <= x < x1 and y0 <= y < y1)
-    return hits, len(frames)
+        hits[i] = bool(heat.max() > 0 and x0 <= x < x1 and y0 <= y < y1)
+    return hits
+
+
+def pointing_hits(explanation: Explanation, boxes: np.ndarray) -> tuple[int, int]:
+    """``(frames whose heat maximum is in the box, frames with an object)``."""
+    hits = frame_hits(explanation, boxes)
+    return sum(hits.values()), len(hits)
 
 
 def heat_share(explanation: Explanation, boxes: np.ndarray) -> tuple[float, float]:
