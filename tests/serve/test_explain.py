@@ -18,6 +18,7 @@ from mictnet.data.clip_spec import ClipSpec
 from mictnet.engine.checkpoint import CheckpointMeta
 from mictnet.inference import Predictor
 from mictnet.models import build_model, get_variant, list_models
+from mictnet.serve import explain as explain_module
 from mictnet.serve.explain import (
     crop_region,
     explain,
@@ -102,6 +103,24 @@ def test_target_class_top_k_and_methods(video: Path) -> None:
         explain(predictor, video, ["dance"])
     with pytest.raises(ValueError, match="unknown method"):
         explain(predictor, video, method="lime")
+
+
+def test_given_centres_are_used_instead_of_measured(video: Path, monkeypatch) -> None:
+    predictor = predictor_of("mict_resnet18")
+    measured = []
+    real = explain_module.receptive_centres
+    monkeypatch.setattr(explain_module, "receptive_centres",
+                        lambda *args: measured.append(real(*args)) or measured[-1])
+    [first] = explain(predictor, video)
+    assert len(measured) == 1  # once per video, on its first window
+
+    def refuse(*args):
+        raise AssertionError("centres were given: nothing to measure")
+
+    monkeypatch.setattr(explain_module, "receptive_centres", refuse)
+    [again] = explain(predictor, video, centres=measured[0])
+    assert np.array_equal(again.maps, first.maps)
+    assert np.array_equal(again.rows, first.rows) and np.array_equal(again.cols, first.cols)
 
 
 def test_parameters_keep_their_gradient_flags(video: Path) -> None:

@@ -103,9 +103,12 @@ class Explanation:
 
 def explain(predictor: Predictor, video: str | Path, targets: Sequence[str | int] | None = None,
             top: int = 1, layer: str = "auto", method: str = "gradcam",
-            progress: bool = False) -> list[Explanation]:
+            progress: bool = False,
+            centres: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+            ) -> list[Explanation]:
     """Explanations of ``video`` for each of ``targets`` (class names or indices), or else for
-    its ``top`` most likely classes (``predictor.predict``'s main answer)."""
+    its ``top`` most likely classes (``predictor.predict``'s main answer). ``centres``: the
+    layer's :func:`receptive_centres` if already known (else measured on the first window)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     prediction = predictor.predict(video, top=len(predictor.classes))
@@ -118,7 +121,6 @@ def explain(predictor: Predictor, video: str | Path, targets: Sequence[str | int
         info = reader.check_end()
         plan = windows(info.frames, predictor.clip_frames, predictor.clip.stride)
         sums: np.ndarray | None = None
-        centres: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         counts = np.zeros(info.frames, np.float32)
         for start, indices in tqdm(plan, desc=Path(video).name, unit="window",
                                    disable=not progress, leave=False):
@@ -195,7 +197,7 @@ def receptive_centres(model: nn.Module, layer: str, clip: Tensor, dtype: torch.d
     ``|d sum(maps at that index) / d clip|`` (float32 arrays of ``T'``, ``h``, ``w``)."""
     x = clip.detach().clone().requires_grad_()
     with _no_parameter_grads(model), torch.enable_grad(), autocast(clip.device, dtype):
-        maps = _as_5d(_output_at(model, layer, x))
+        maps = _as_5d(_forward_at(model, layer, x, leaf=False)[0])
         centres = []
         for axis in (2, 3, 4):
             along = []
@@ -294,7 +296,7 @@ def _window_cams(model: nn.Module, layer: str, clip: Tensor, targets: Sequence[i
     scaled), interpolated in time to the clip's ``T`` frames from the steps' receptive-field
     centres ``steps``."""
     with _no_parameter_grads(model), torch.enable_grad(), autocast(clip.device, dtype):
-        acts, logits = _forward_at(model, layer, clip)
+        acts, logits = _forward_at(model, layer, clip, leaf=True)
         cams = []
         for k, target in enumerate(targets):
             [grads] = torch.autograd.grad(logits[0, target], acts,
@@ -317,32 +319,24 @@ def _cam(acts: Tensor, grads: Tensor, method: str) -> Tensor:
     return (weights * acts).sum(dim=1)[0].clamp(min=0)
 
 
-def _output_at(model: nn.Module, layer: str, clip: Tensor) -> Tensor:
-    """``layer``'s output for ``clip``, in the graph from the input (a forward pass)."""
+def _forward_at(model: nn.Module, layer: str, clip: Tensor, leaf: bool
+                ) -> tuple[Tensor, Tensor]:
+    """``(layer's output, logits)`` of one forward pass. With ``leaf`` the output is cut from
+    the graph below it (a leaf that requires grad: gradients are computed from the layer up);
+    without, it stays in the graph from the input."""
     if layer == "features":
-        return model.features(clip)
-    seen: list[Tensor] = []
-    hook = model.get_submodule(layer).register_forward_hook(
-        lambda module, inputs, output: seen.append(output))
-    try:
-        model(clip)
-    finally:
-        hook.remove()
-    return _checked_maps(layer, seen)
-
-
-def _forward_at(model: nn.Module, layer: str, clip: Tensor) -> tuple[Tensor, Tensor]:
-    """``(activations 1×C×T'×h×w, logits)``; the activations are a leaf that requires grad, so
-    the gradient is computed from the layer up only."""
-    if layer == "features":
-        acts = model.features(clip).detach().requires_grad_()
-        return acts, model.head(acts)
+        maps = model.features(clip)
+        maps = maps.detach().requires_grad_() if leaf else maps
+        return maps, model.head(maps)
     seen: list[Tensor] = []
 
-    def capture(module: nn.Module, inputs: object, output: Tensor) -> Tensor:
-        leaf = output.detach().requires_grad_()
-        seen.append(leaf)
-        return leaf * 1  # not the leaf itself: an in-place op after the layer stays legal
+    def capture(module: nn.Module, inputs: object, output: Tensor) -> Tensor | None:
+        if not leaf:
+            seen.append(output)
+            return None
+        cut = output.detach().requires_grad_()
+        seen.append(cut)
+        return cut * 1  # not the leaf itself: an in-place op after the layer stays legal
 
     hook = model.get_submodule(layer).register_forward_hook(capture)
     try:
