@@ -5,7 +5,8 @@ Eval mode, 16×160×160 clips, 2 threads (``--threads``): frames/s of ``mict_res
 clip cast, channels-last off and on, batch norms folded (``mictnet.models.fuse_conv_bn``) and
 kept (``build_model(...).eval()``, what most users time) — every configuration and one matrix
 multiply per dtype (the timed "practical peak", an sgemm in fp32) timed in interleaved rounds by
-:func:`mictnet.engine.measure.run_benchmark`. Prints the table, the ratios, and PASS/FAIL for
+:func:`mictnet.engine.measure.run_benchmark`. Prints the table, the ratios (of the medians, with
+the ratio in each round beside them: its spread is the machine's noise), and PASS/FAIL for
 the targets of ``mict_resnet18``, in the default layout, with batch norms folded and kept:
 
 - fp32, on every CPU: at least 75% of the timed fp32 matmul at batch 1 and 8, and at least 2.5x
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -53,7 +55,7 @@ def _bn(fused: bool) -> str:
 def ratio_table(report: BenchmarkReport) -> str:
     """MiCT vs 3D-ResNet frames/s for every dtype, layout, batch-norm choice and batch."""
     lines = [f"{'dtype':<5} {'layout':<6} {'BN':<4} {'batch':>5} {MICT + ' f/s':>18} "
-             f"{BASELINE + ' f/s':>16} {'ratio':>6}"]
+             f"{BASELINE + ' f/s':>16} {'ratio':>6}  per round: median [min-max]"]
     for dtype in report.dtypes:
         for cl in report.settings.channels_last:
             for fused in report.settings.fuse_bn:
@@ -65,8 +67,11 @@ def ratio_table(report: BenchmarkReport) -> str:
                     if m.frames_per_s is None or r.frames_per_s is None:
                         lines.append(f"{head} failed")
                         continue
+                    paired = round_ratios(m, r)
+                    spread = (f"  {statistics.median(paired):.2f}x [{min(paired):.2f}-"
+                              f"{max(paired):.2f}]" if paired else "")
                     lines.append(f"{head} {m.frames_per_s:>18.1f} {r.frames_per_s:>16.1f} "
-                                 f"{m.frames_per_s / r.frames_per_s:>5.2f}x")
+                                 f"{m.frames_per_s / r.frames_per_s:>5.2f}x{spread}")
     return "\n".join(lines)
 
 
@@ -103,6 +108,12 @@ def matmul_speedup(report: BenchmarkReport) -> float:
 def amx_class(report: BenchmarkReport) -> bool:
     """Whether bf16 runs at AMX speed here: its timed matmul ≥ 3x fp32's (AVX-512 BF16: ~2x)."""
     return matmul_speedup(report) >= AMX_MATMUL_SPEEDUP
+
+
+def round_ratios(a: RunResult, b: RunResult) -> list[float]:
+    """``a``'s frames/s over ``b``'s in each round (both timed in it, one after the other): how
+    far the ratio of the medians, which the targets use, moves with the machine's noise."""
+    return [x / y for x, y in zip(a.samples, b.samples, strict=True) if y]
 
 
 def _ratio(a: RunResult, b: RunResult) -> float:

@@ -286,3 +286,18 @@ def test_time_stolen_by_the_hypervisor_is_measured_and_said(report):
 
     assert "the hypervisor gave 18% of this machine's CPU time" in table(18.0)
     assert "hypervisor" not in table(0.5)
+
+
+def test_the_ratio_table_shows_each_rounds_ratio_beside_the_ratio_of_medians():
+    bench = load_bench_models()
+    report = synthetic_report(bf16_native=False)
+    for r in report.runs:  # three rounds: the baseline slows down in the second one
+        r.samples = ([100.0, 90.0, 110.0] if r.model == "mict_resnet18"
+                     else [r.frames_per_s, r.frames_per_s / 2, r.frames_per_s])
+    assert bench.round_ratios(report.run("mict_resnet18", "fp32", False, 8, True),
+                              report.run("resnet3d_18", "fp32", False, 8, True)) == [
+        1.25, 2.25, 1.375]
+    table = bench.ratio_table(report)
+    assert "per round: median [min-max]" in table.splitlines()[0]
+    row = next(line for line in table.splitlines() if line.startswith("fp32  NCDHW  fold     8"))
+    assert row.endswith("1.25x  1.38x [1.25-2.25]")
