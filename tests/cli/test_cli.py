@@ -80,7 +80,7 @@ def test_every_help_shows_the_defaults(command: str) -> None:
 def test_amp_auto_and_quick_demo_explained() -> None:
     assert "auto: bf16/fp16 on CUDA, bf16 on a CPU that runs it natively, else fp32" in (
         " ".join(_sub_parser("evaluate").format_help().split()))
-    assert "(under a minute on 2 cores)" in " ".join(_sub_parser("demo").format_help().split())
+    assert "(about a minute on 2 cores)" in " ".join(_sub_parser("demo").format_help().split())
 
 
 @pytest.mark.parametrize("argv", [

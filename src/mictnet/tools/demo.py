@@ -43,7 +43,7 @@ class DemoPlan:
 
 
 FULL = DemoPlan(DEMO_DATASET, "demo", "full", fp32_preset="demo-fp32")
-# 4 classes (two time-reversed pairs) at 32×32 pixels: under a minute of training.
+# 4 classes (two time-reversed pairs) at 32×32 pixels: about a minute on 2 cores.
 QUICK = DemoPlan(SynthConfig(classes=4, groups=25, clips_per_group=2, frames=16, size=(32, 32)),
                  "demo-quick", "quick")
 
@@ -152,7 +152,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Generate the synthetic motion dataset (cached), train MiCT-ResNet-18 on "
                     "split 1 with the demo preset, evaluate it and print where the results are.")
     p.add_argument("--quick", action="store_true",
-                   help="a smaller dataset and fewer epochs (under a minute on 2 cores)")
+                   help="a smaller dataset and fewer epochs (about a minute on 2 cores)")
     p.add_argument("--out", default="mict-demo", metavar="DIR",
                    help="where the run goes (default ./mict-demo)")
     p.add_argument("--data", metavar="DIR",
