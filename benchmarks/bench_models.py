@@ -53,7 +53,8 @@ def _bn(fused: bool) -> str:
 
 
 def ratio_table(report: BenchmarkReport) -> str:
-    """MiCT vs 3D-ResNet frames/s for every dtype, layout, batch-norm choice and batch."""
+    """MiCT vs 3D-ResNet frames/s for every dtype, layout, batch-norm choice and batch: the ratio
+    of the medians, and the median and range of each round's ratio (:func:`round_ratios`)."""
     lines = [f"{'dtype':<5} {'layout':<6} {'BN':<4} {'batch':>5} {MICT + ' f/s':>18} "
              f"{BASELINE + ' f/s':>16} {'ratio':>6}  per round: median [min-max]"]
     for dtype in report.dtypes:
@@ -71,7 +72,7 @@ def ratio_table(report: BenchmarkReport) -> str:
                     spread = (f"  {statistics.median(paired):.2f}x [{min(paired):.2f}-"
                               f"{max(paired):.2f}]" if paired else "")
                     lines.append(f"{head} {m.frames_per_s:>18.1f} {r.frames_per_s:>16.1f} "
-                                 f"{m.frames_per_s / r.frames_per_s:>5.2f}x{spread}")
+                                 f"{_ratio(m, r):>5.2f}x{spread}")
     return "\n".join(lines)
 
 

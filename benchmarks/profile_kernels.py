@@ -1,7 +1,8 @@
 """Where the time of one forward pass goes: the operators ``torch.profiler`` times, and the oneDNN
 kernel each convolution and matmul runs (``ONEDNN_VERBOSE=1``: brgconv with AMX, jit avx512,
 gemm, reference...), summed per kernel and per shape class, so that layouts and shapes that fall
-off the fast path show (issue 18).
+off the fast path show (issue 18); and the time and FLOP/s of each stage (the entrance, everything
+before ``layer1``; ``layer1``-``layer4``; the head), medians of 5 passes.
 
     python benchmarks/profile_kernels.py                  # mict_resnet18, channels-last, bf16
                                                           # where native, else fp32
@@ -16,11 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
+import time
 from collections import defaultdict
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from mictnet.engine.measure import dtype_reason, make_clip, prepare_model
 
@@ -57,6 +61,48 @@ def operator_table(args: argparse.Namespace) -> str:
             for _ in range(3):
                 model(clip)
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
+
+
+STAGES = ("layer1", "layer2", "layer3", "layer4")
+
+
+def stage_table(args: argparse.Namespace) -> str:
+    """Per clip: ms (median of 5 passes), GFLOPs and GFLOP/s of the entrance (all before
+    ``layer1``), each stage and the head, timed by hooks at the stages' boundaries."""
+    model, clip = model_and_clip(args)
+    ends: dict[str, float] = {}
+
+    def mark(name: str):
+        return lambda *_: ends.__setitem__(name, time.perf_counter())
+
+    hooks = [model.layer1.register_forward_pre_hook(mark("entrance"))]
+    hooks += [getattr(model, n).register_forward_hook(mark(n)) for n in STAGES]
+    seconds: dict[str, list[float]] = defaultdict(list)
+    with torch.inference_mode():
+        model(clip)
+        for _ in range(5):
+            start = time.perf_counter()
+            model(clip)
+            ends["head"] = time.perf_counter()
+            for name in ("entrance", *STAGES, "head"):
+                seconds[name].append(ends[name] - start)
+                start = ends[name]
+        with FlopCounterMode(display=False) as counter:
+            model(clip)
+    for hook in hooks:
+        hook.remove()
+    counts = counter.get_flop_counts()
+    root = type(model).__name__
+    flops = {n: sum(counts.get(f"{root}.{n}", {}).values()) for n in STAGES}
+    flops["head"] = sum(counts.get(f"{root}.fc", {}).values())
+    flops["entrance"] = counter.get_total_flops() - sum(flops.values())
+    total = sum(statistics.median(v) for v in seconds.values())
+    lines = [f"{'stage':<9} {'ms/clip':>8} {'GFLOP/clip':>10} {'GFLOP/s':>8} {'share':>6}"]
+    for name, times in seconds.items():
+        t, gf = statistics.median(times), flops[name] / 1e9 / args.batch
+        lines.append(f"{name:<9} {1e3 * t / args.batch:>8.1f} {gf:>10.2f} "
+                     f"{gf * args.batch / t:>8.1f} {100 * t / total:>5.1f}%")
+    return "\n".join(lines)
 
 
 def kernel_summary(args: argparse.Namespace) -> list[dict]:
@@ -110,6 +156,7 @@ def main() -> int:
             print(f"{r['primitive']:<14} {r['kernel']:<40} {r['calls']:>5} {r['ms']:>8.2f} "
                   f"{100 * r['ms'] / total:>5.1f}%")
         print(operator_table(args))
+        print(stage_table(args))
     return 0
 
 

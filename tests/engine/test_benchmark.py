@@ -3,6 +3,7 @@ calibration and memory, on tiny inputs (fast, not a speed test)."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 from dataclasses import replace
@@ -200,12 +201,17 @@ def test_crossval_costs_time_through_the_benchmark():
     assert cost["frames_per_s_dtype"] == "fp32"
 
 
-def load_bench_models():
-    path = Path(__file__).parents[2] / "benchmarks" / "bench_models.py"
-    spec = importlib.util.spec_from_file_location("bench_models", path)
+def load_benchmark(name: str):
+    """The script ``benchmarks/NAME.py`` as a module."""
+    path = Path(__file__).parents[2] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_bench_models():
+    return load_benchmark("bench_models")
 
 
 def synthetic_report(bf16_native: bool) -> BenchmarkReport:
@@ -301,3 +307,16 @@ def test_the_ratio_table_shows_each_rounds_ratio_beside_the_ratio_of_medians():
     assert "per round: median [min-max]" in table.splitlines()[0]
     row = next(line for line in table.splitlines() if line.startswith("fp32  NCDHW  fold     8"))
     assert row.endswith("1.25x  1.38x [1.25-2.25]")
+
+
+def test_profile_kernels_times_the_entrance_each_stage_and_the_head():
+    module = load_benchmark("profile_kernels")
+    args = argparse.Namespace(model="mict_resnet18", dtype="fp32", batch=2, frames=4, size=32,
+                              threads=1, channels_last=False)
+    rows = module.stage_table(args).splitlines()
+    assert rows[0].split() == ["stage", "ms/clip", "GFLOP/clip", "GFLOP/s", "share"]
+    table = {r.split()[0]: [float(v.rstrip("%")) for v in r.split()[1:]] for r in rows[1:]}
+    assert list(table) == ["entrance", "layer1", "layer2", "layer3", "layer4", "head"]
+    assert all(ms > 0 for ms, *_ in table.values())
+    assert all(gflops > 0 for name, (_, gflops, *_) in table.items() if name != "head")
+    assert sum(share for *_, share in table.values()) == pytest.approx(100, abs=0.5)
