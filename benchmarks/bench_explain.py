@@ -41,7 +41,7 @@ from mictnet.engine.presets import preset
 from mictnet.engine.resolve import derived
 from mictnet.engine.run import train_run
 from mictnet.inference import Predictor, load
-from mictnet.serve.explain import explain, interpolation_weights, peak
+from mictnet.serve.explain import METHODS, explain, interpolation_weights, peak
 from mictnet.serve.explain_check import frame_hits, heat_share, randomised, rank_correlation
 from mictnet.serve.explain_render import plot_sheet
 from mictnet.tools.demo import FULL
@@ -192,7 +192,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="a trained model (default: train the subject)")
     parser.add_argument("--data", help="its synthetic dataset folder (with synth.json)")
     parser.add_argument("--clips", type=int, default=48, help="test clips measured")
-    parser.add_argument("--method", default="gradcam", choices=("gradcam", "gradcam++"))
+    parser.add_argument("--method", default="gradcam", choices=METHODS)
     parser.add_argument("--layer", default="auto")
     parser.add_argument("--png", type=Path,
                         help="write the sheet of the first clip classified right here")

@@ -316,9 +316,9 @@ class Predictor:
             yield from stream.push(frame)
         yield from stream.close()
 
-    def open_stream(self, chunk: int = 4) -> FrameStream:
+    def open_stream(self, chunk: int = 4, defer: bool = False) -> FrameStream:
         """A :class:`FrameStream`: frames pushed one by one as they arrive (a camera)."""
-        return FrameStream(self, chunk)
+        return FrameStream(self, chunk, defer)
 
     def _frames_tensor(self, frames: list[np.ndarray]) -> torch.Tensor:
         return self.transform(torch.from_numpy(np.stack(frames))).unsqueeze(0).to(self.device)
@@ -329,9 +329,10 @@ class FrameStream:
     transformed and fed to the model's incremental pass in chunks of ``chunk`` (exactly the
     offline pass's per-step logits, :mod:`mictnet.models.streaming`); models without one re-run
     a window of ``clip.frames`` every quarter window (said in the log). :meth:`push` returns the
-    steps a frame completes, :meth:`close` the last ones."""
+    steps a frame completes, :meth:`close` the last ones. With ``defer``, a push computes only
+    what its steps need and :meth:`precompute` (while waiting for a frame) the rest."""
 
-    def __init__(self, predictor: Predictor, chunk: int = 4) -> None:
+    def __init__(self, predictor: Predictor, chunk: int = 4, defer: bool = False) -> None:
         if chunk < 1:
             raise ValueError(f"chunk must be >= 1, got {chunk}")
         self.predictor = predictor
@@ -341,7 +342,7 @@ class FrameStream:
             log.info("%s has no incremental pass: re-running a window of %d frames every %d",
                      type(predictor.model).__name__, self.model.window, self.model.period)
             chunk = 1  # a step's window ends at the frame that was just pushed
-        self.chunk = chunk
+        self.chunk, self.defer = chunk, defer
         self.seen = 0  # frames pushed
         self.steps = 0  # steps returned
         self._pending: list[np.ndarray] = []
@@ -358,6 +359,12 @@ class FrameStream:
             return []
         return self._run(flush=False)
 
+    def precompute(self) -> None:
+        """Run the work a deferred push left for later steps."""
+        p = self.predictor
+        with torch.inference_mode(), autocast(p.device, p.precision.dtype):
+            self.model.precompute()
+
     def close(self) -> list[StreamStep]:
         """End the stream: the steps still held back."""
         if self.closed:
@@ -370,7 +377,8 @@ class FrameStream:
         with torch.inference_mode(), autocast(p.device, p.precision.dtype):
             logits = []
             if self._pending:
-                logits.append(self.model.push(p._frames_tensor(self._pending))[0])
+                logits.append(self.model.push(p._frames_tensor(self._pending),
+                                              defer=self.defer)[0])
                 self._pending = []
             if flush:
                 logits.append(self.model.flush()[0])

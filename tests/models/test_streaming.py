@@ -102,3 +102,45 @@ def test_refuses_other_families_and_training_mode():
         StreamingModel(build_model("resnet3d_18", num_classes=3).eval())
     with pytest.raises(ValueError, match="eval mode"):
         StreamingModel(tiny_mict().train())
+
+
+@pytest.mark.parametrize("precompute", [True, False])
+def test_deferred_pushes_equal_the_offline_pass(precompute):
+    """Pushed with ``defer`` (the 2D first blocks of the newest frames left for later), frame by
+    frame, with or without :meth:`precompute` between frames: the same per-step logits."""
+    model = tiny_mict(4, 7)
+    x = torch.randn(1, 3, 37, 16, 16)
+    with torch.inference_mode():
+        expected = step_logits(model, x)
+        stream = StreamingModel(model)
+        outs = []
+        for t in range(x.shape[2]):
+            outs.append(stream.push(x[:, :, t:t + 1], defer=True))
+            if precompute:
+                stream.precompute()
+        got = torch.cat([*outs, stream.flush()], dim=1)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_deferred_push_that_completes_a_step_runs_only_what_the_step_needs():
+    """The push that completes a step runs no stage's first 2D block on its newest input (that
+    frame's look-ahead branch has not seen the frames after it); precompute runs them."""
+    model = tiny_mict(4, 7)
+    stream = StreamingModel(model)
+    ran: list[str] = []
+    for i in range(1, 5):
+        getattr(stream.model, f"layer{i}").get_submodule("0").register_forward_hook(
+            lambda m, args, out, i=i: ran.append(f"layer{i}"))
+    completing, later = [], []
+    with torch.inference_mode():
+        for _ in range(40):
+            ran.clear()
+            steps = stream.push(torch.randn(1, 3, 1, 16, 16), defer=True).shape[1]
+            pushed = list(ran)
+            ran.clear()
+            stream.precompute()
+            if steps:
+                completing.append(pushed)
+                later.append(list(ran))
+    assert completing and all(not runs for runs in completing), completing
+    assert all(set(runs) == {f"layer{i}" for i in range(1, 5)} for runs in later), later

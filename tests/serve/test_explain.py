@@ -99,6 +99,8 @@ def test_target_class_top_k_and_methods(video: Path) -> None:
         by_name.maps, next(e for e in found if e.label == "wave").maps, atol=1e-5)
     plus = predictor.explain(video, "wave", method="gradcam++")
     assert plus.method == "gradcam++" and plus.maps.shape == by_name.maps.shape
+    layer = predictor.explain(video, "wave", method="layercam")
+    assert layer.method == "layercam" and layer.maps.shape == by_name.maps.shape
     with pytest.raises(ValueError, match="unknown class 'dance'"):
         explain(predictor, video, ["dance"])
     with pytest.raises(ValueError, match="unknown method"):
@@ -214,3 +216,15 @@ def test_api_explain_answers_the_librarys_record(video: Path, tmp_path: Path) ->
     bad.write_bytes(b"not a video")
     with open(bad, "rb") as f:
         assert client.post("/api/explain", files={"file": ("bad.mp4", f)}).status_code == 422
+
+
+def test_layercam_weighs_each_cell_by_its_own_positive_gradient() -> None:
+    """Grad-CAM gives a channel one weight (its mean gradient); LayerCAM weighs every cell by
+    the positive part of its own gradient."""
+    acts = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).expand(1, 2, 1, 2, 2)
+    grads = torch.stack([torch.tensor([[1.0, -1.0], [0.5, 0.0]]),
+                         torch.tensor([[-2.0, 0.0], [0.0, 1.0]])])[None, :, None]
+    assert torch.equal(explain_module._cam(acts, grads, "layercam")[0],
+                       torch.tensor([[1.0, 0.0], [1.5, 4.0]]))
+    # the channels' mean gradients, 0.125 and -0.25, give Grad-CAM no positive cell
+    assert torch.equal(explain_module._cam(acts, grads, "gradcam")[0], torch.zeros(2, 2))

@@ -56,3 +56,21 @@ def test_other_families_fall_back_to_windows(caplog):
     with torch.inference_mode():
         window = p.transform(torch.from_numpy(frames[12:20]))[None]
         torch.testing.assert_close(steps[-1].logits, p.model(window)[0], rtol=1e-4, atol=1e-4)
+
+
+def test_a_deferred_stream_gives_the_same_steps_with_precompute_at_any_moment():
+    """``mict live``'s stream (``defer``: work for later steps left to ``precompute`` while no
+    frame waits) gives every step of the eager stream, whenever ``precompute`` runs."""
+    p = predictor("mict_resnet18", temporal_stride=4)
+    frames = torch.randint(0, 255, (29, 36, 40, 3), dtype=torch.uint8).numpy()
+    expected = list(p.stream(frames, chunk=1))
+    stream = p.open_stream(chunk=1, defer=True)
+    got = []
+    for i, frame in enumerate(frames):
+        got += stream.push(frame)
+        if i % 3:  # not after every frame: a busy moment leaves the work to the next push
+            stream.precompute()
+    got += stream.close()
+    assert [s.index for s in got] == [s.index for s in expected] and len(got) == 8
+    torch.testing.assert_close(torch.stack([s.logits for s in got]),
+                               torch.stack([s.logits for s in expected]), rtol=1e-4, atol=1e-4)

@@ -8,6 +8,11 @@ below are composed following :class:`~mictnet.models.mict.MiCTResNet`'s structur
 the per-step logits equal the offline pass (``features`` then the classifier at every time
 step, before the time average) up to float rounding. Tensors are ``N×C×n×H×W`` chunks of ``n``
 frames; ``None`` is a chunk of no frames.
+
+A frame's 2D first block of each stage is not needed until the look-ahead branch beside it has
+seen ``k-1`` more frames, so ``push(..., defer=True)`` leaves it for
+:meth:`StreamingModel.precompute` (between frames, when the CPU is free): the push that
+completes a step then computes only what that step needs.
 """
 
 from __future__ import annotations
@@ -84,6 +89,9 @@ class StreamOp:
     def flush(self) -> Chunk:
         return None
 
+    def precompute(self) -> None:
+        """Compute now the work held back for later outputs (none by default)."""
+
     def buffered(self) -> int:
         """Elements held for later frames (bounded: what keeps memory flat)."""
         return 0
@@ -105,6 +113,10 @@ class PerFrame(StreamOp):
             return None
         frames, depth = to_4d(x)
         return to_5d(self.fn(frames), depth)
+
+    def inputs_for(self, outputs: int) -> int:
+        """Input frames, from the next one, that give the next ``outputs`` output frames."""
+        return 0 if outputs <= 0 else (-self.seen) % self.stride + (outputs - 1) * self.stride + 1
 
 
 class Pointwise(StreamOp):
@@ -206,26 +218,51 @@ class Chain(StreamOp):
             carry = _cat(op.push(carry), op.flush())
         return carry
 
+    def precompute(self) -> None:
+        for op in self.ops:
+            op.precompute()
+
     def buffered(self) -> int:
         return sum(op.buffered() for op in self.ops)
 
 
 class Sum(StreamOp):
-    """Two branches over the same input, summed frame by frame as both have them (MiCT's
-    cross-domain residual)."""
+    """A per-frame 2D branch and a look-ahead branch over the same input, summed frame by frame
+    as both have them (MiCT's cross-domain residual). The 2D branch runs on a frame only when
+    the sum needs it, or at :meth:`precompute`: until the look-ahead branch has seen the frames
+    after it, its output would wait anyway."""
 
-    def __init__(self, a: StreamOp, b: StreamOp) -> None:
+    def __init__(self, a: PerFrame, b: StreamOp) -> None:
         self.a, self.b = a, b
-        self.pending: list[Chunk] = [None, None]
+        self.pending: list[Chunk] = [None, None]  # outputs not summed yet
+        self.queued: Chunk = None  # input frames the 2D branch has not run on
 
     def push(self, x: Chunk) -> Chunk:
-        return self._emit(self.a.push(x), self.b.push(x))
+        self.queued = _cat(self.queued, x)
+        b = self.b.push(x)
+        return self._emit(self._run_2d(_frames(self.pending[1]) + _frames(b)
+                                       - _frames(self.pending[0])), b)
+
+    def precompute(self) -> None:
+        self.b.precompute()
+        self.pending[0] = _cat(self.pending[0], self._run_2d(None))
 
     def flush(self) -> Chunk:
-        out = self._emit(self.a.flush(), self.b.flush())
+        out = self._emit(_cat(self._run_2d(None), self.a.flush()), self.b.flush())
         if any(p is not None for p in self.pending):
             raise RuntimeError("streaming branches ended with different lengths")
         return out
+
+    def _run_2d(self, outputs: int | None) -> Chunk:
+        """The 2D branch on the queued frames that give its next ``outputs`` frames (all of
+        them for ``None``)."""
+        if self.queued is None or outputs is not None and outputs <= 0:
+            return None
+        n = _frames(self.queued) if outputs is None else min(self.a.inputs_for(outputs),
+                                                             _frames(self.queued))
+        x, self.queued = self.queued[:, :, :n], (self.queued[:, :, n:]
+                                                 if _frames(self.queued) > n else None)
+        return self.a.push(x)
 
     def _emit(self, a: Chunk, b: Chunk) -> Chunk:
         a, b = _cat(self.pending[0], a), _cat(self.pending[1], b)
@@ -239,7 +276,7 @@ class Sum(StreamOp):
 
     def buffered(self) -> int:
         return (self.a.buffered() + self.b.buffered()
-                + sum(p.numel() for p in self.pending if p is not None))
+                + sum(c.numel() for c in (*self.pending, self.queued) if c is not None))
 
 
 def _branch(branch: LookaheadConv3dBranch) -> StreamOp:
@@ -304,7 +341,9 @@ class StreamingModel:
         self.features = mict_stream(self.model)
         self.frames = self.steps = self.batch = 0
 
-    def push(self, frames: Tensor) -> Tensor:
+    def push(self, frames: Tensor, defer: bool = False) -> Tensor:
+        """The steps ``frames`` complete. With ``defer``, only the work those steps need: the
+        2D first blocks of the newest frames wait for :meth:`precompute` (or a later push)."""
         single = frames.dim() == 4
         x = frames.unsqueeze(0) if single else frames
         if x.dim() != 5:
@@ -312,7 +351,14 @@ class StreamingModel:
         self.frames += x.shape[2]
         self.batch = x.shape[0]
         out = self._logits(self.features.push(x.contiguous(memory_format=torch.channels_last_3d)))
+        if not defer:
+            self.features.precompute()
         return out[0] if single else out
+
+    def precompute(self) -> None:
+        """Run the work a deferred push left for later steps (call it while waiting for the
+        next frame)."""
+        self.features.precompute()
 
     def flush(self) -> Tensor:
         """The steps the end of the stream completes (``N×steps×K``); the stream then starts
@@ -353,7 +399,8 @@ class WindowStream:
         self.buffer: Chunk = None
         self.frames = self.steps = self.since = 0
 
-    def push(self, frames: Tensor) -> Tensor:
+    def push(self, frames: Tensor, defer: bool = False) -> Tensor:
+        """The steps ``frames`` complete (``defer``: nothing to defer here)."""
         single = frames.dim() == 4
         x = frames.unsqueeze(0) if single else frames
         outs = []
@@ -366,6 +413,9 @@ class WindowStream:
         out = torch.stack(outs, 1) if outs else torch.empty(x.shape[0], 0,
                                                             self.model.fc.out_features)
         return out[0] if single else out
+
+    def precompute(self) -> None:
+        """Nothing is deferred in a window."""
 
     def flush(self) -> Tensor:
         """A last step over the frames held when no full window ever came."""

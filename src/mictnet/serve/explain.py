@@ -1,20 +1,22 @@
-"""Grad-CAM and Grad-CAM++ over space and time: which places and moments of a video decided the
-model's answer (``mict explain``, ``Predictor.explain``).
+"""Grad-CAM, Grad-CAM++ and LayerCAM over space and time: which places and moments of a video
+decided the model's answer (``mict explain``, ``Predictor.explain``).
 
 The model runs on windows of ``T`` sampled frames (the training clip) that tile the video; in
 each, the gradient of the target class's logit with respect to one layer's feature maps
 ``C×T'×h×w`` weighs its channels (Grad-CAM: the gradient's mean over space and time; Grad-CAM++:
-Chattopadhay et al. 2018's weights of its positive part), and the ReLU of the weighted sum is the
-window's map. Each time step, row and column of the map is placed where its evidence comes
-from: the centre of its effective receptive field (Luo et al. 2016), the centroid of the
-gradient magnitude of the layer's maps at that index with respect to the input clip, measured
-on the video's first window. This matters: a MiCT-ResNet's look-ahead convolutions make step
-``j`` see frames well after ``j·T/T'``, zero padding pulls border cells inwards, and at an input
-side that is not a multiple of the stride the cells are not ``side/cells`` apart. Maps are
-interpolated linearly between those centres (held beyond the outer ones): in time to every
-frame of the window; in space by :meth:`Explanation.heat` onto the region of the frame the
-model sees (the resize and centre crop of its clip), zero elsewhere. Maps are scaled by their
-maximum over the whole video, so frames compare.
+Chattopadhay et al. 2018's weights of its positive part), and the ReLU of the weighted sum is
+the window's map; LayerCAM (Jiang et al. 2021) weighs each cell by its own positive gradient
+instead (maps of earlier, finer layers that stay on the object, but that a network with random
+weights draws much alike: ``benchmarks/bench_explain.py``). Each time step, row and column of
+the map is placed where its evidence comes from: the centre of its effective receptive field
+(Luo et al. 2016), the centroid of the gradient magnitude of the layer's maps at that index with
+respect to the input clip, measured on the video's first window. This matters: a MiCT-ResNet's
+look-ahead convolutions make step ``j`` see frames well after ``j·T/T'``, zero padding pulls
+border cells inwards, and at an input side that is not a multiple of the stride the cells are
+not ``side/cells`` apart. Maps are interpolated linearly between those centres (held beyond the
+outer ones): in time to every frame of the window; in space by :meth:`Explanation.heat` onto the
+region of the frame the model sees (the resize and centre crop of its clip), zero elsewhere.
+Maps are scaled by their maximum over the whole video, so frames compare.
 
 The layer (``layer="auto"``) is the registry row's first ``cam_layers`` entry whose map is at
 least :data:`MIN_CELLS` cells across at the model's input size (the last spatio-temporal
@@ -44,7 +46,7 @@ from ..models.registry import get_variant
 if TYPE_CHECKING:
     from ..inference import Predictor
 
-METHODS = ("gradcam", "gradcam++")
+METHODS = ("gradcam", "gradcam++", "layercam")
 MIN_CELLS = 4  # a map coarser than this many cells across cannot point at much
 
 
@@ -311,6 +313,8 @@ def _cam(acts: Tensor, grads: Tensor, method: str) -> Tensor:
     """``T'×h×w`` map of one clip's activations and gradients ``1×C×T'×h×w``."""
     if method == "gradcam":
         weights = grads.mean(dim=(2, 3, 4), keepdim=True)
+    elif method == "layercam":  # LayerCAM (Jiang et al. 2021): each cell's own positive gradient
+        weights = grads.clamp(min=0)
     else:  # Grad-CAM++ (Chattopadhay et al. 2018), with exp(score)'s derivatives
         g2, g3 = grads.pow(2), grads.pow(3)
         denominator = 2 * g2 + acts.sum(dim=(2, 3, 4), keepdim=True) * g3

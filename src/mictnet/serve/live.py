@@ -152,26 +152,34 @@ class LiveStep:
 def live_steps(predictor: Predictor, capture: Capture, top: int = 3, average: int = 1,
                chunk: int = 1, on_frame=None) -> Iterator[LiveStep]:
     """The steps of ``capture``'s frames; ``average`` smooths the probabilities over the last
-    steps; ``on_frame(frame)`` sees every frame fed to the model (annotation)."""
+    steps; ``on_frame(frame)`` sees every frame fed to the model (annotation). A push computes
+    only what its steps need; the work for later steps runs while no frame is waiting."""
     times: dict[int, float] = {}
     arrived: dict[int, float] = {}
     recent: list = []
+    stream = predictor.open_stream(chunk, defer=True)
 
-    def frames() -> Iterator[np.ndarray]:
-        for n, frame in enumerate(capture):
-            times[n], arrived[n] = frame.time, time.monotonic()
-            if on_frame is not None:
-                on_frame(frame)
-            yield frame.rgb
-
-    for step in predictor.stream(frames(), chunk=chunk):
+    def step_of(step: StreamStep) -> LiveStep:
+        nonlocal recent
         recent = [*recent[-(average - 1):], step.probabilities] if average > 1 else \
             [step.probabilities]
         labels, probabilities = predictor.top_classes(sum(recent) / len(recent), top)
-        yield LiveStep(times[step.last_frame], labels, probabilities, capture.dropped,
+        out = LiveStep(times[step.last_frame], labels, probabilities, capture.dropped,
                        _latency(step, arrived))
         for done in [i for i in times if i < step.first_frame]:
             del times[done], arrived[done]
+        return out
+
+    for n, frame in enumerate(capture):
+        times[n], arrived[n] = frame.time, time.monotonic()
+        if on_frame is not None:
+            on_frame(frame)
+        for step in stream.push(frame.rgb):
+            yield step_of(step)
+        if capture.frames.empty():
+            stream.precompute()
+    for step in stream.close():
+        yield step_of(step)
 
 
 def _latency(step: StreamStep, arrived: dict[int, float]) -> float:

@@ -91,8 +91,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--layer", default="auto",
                    help="auto (the model's last spatio-temporal features, or an earlier stage "
                         "for small inputs) or a module name, e.g. layer4")
-    p.add_argument("--method", choices=METHODS, default="gradcam", help="how channels are "
-                   "weighed")
+    p.add_argument("--method", choices=METHODS, default="gradcam",
+                   help="how the gradient weighs the maps: per channel (gradcam, gradcam++) or "
+                        "per cell (layercam)")
     p.add_argument("--out", default=str(DEFAULT_OUT), metavar="DIR",
                    help="one folder per video here, named VIDEO-<hash of its path>")
     add_section_flags(p, InferenceConfig, ("clips", "device", "amp"),
