@@ -10,17 +10,17 @@ randomised, rank correlation < 0.3.
 
 Without ``--checkpoint`` it trains its subject first: the ``mict demo`` dataset (same classes,
 clips and seed) rendered at ``--size`` pixels, and the demo recipe with MiCT-ResNet-18 at
-temporal stride ``--temporal-stride`` (seed 0; about 13 minutes on 2 Zen 4 cores in bf16 at
-112² and stride 4). The demo's own model (64², stride 16) ends in 2×2 cells and one time step
-per clip: a map on that grid, however right, points at a moving object in at most ~57% of the
-frames (``--ceiling`` prints the pointing game of the best map each grid can hold), so the
-target needs finer last features. ``--work DIR`` keeps the dataset and run there (and reuses
-them). ``--png`` writes the explanation sheet of the first test clip it classifies right (the
-README's docs/explain.png).
+temporal stride ``--temporal-stride`` (seed 0; about 13 minutes on 2 Zen 4 cores in bf16 at 112²
+and stride 4, 54 on 2 Zen 3 cores in fp32). The demo's own model (64², stride 16) ends in 2×2
+cells and one time step per clip: a map on that grid, however right, points at a moving object
+in at most ~57% of the frames (``--ceiling`` prints the pointing game of the best map each grid
+can hold), so the target needs finer last features. ``--work DIR`` keeps the dataset and run
+there (and reuses them). ``--png`` writes the explanation sheet of the first test clip it
+classifies right (the README's docs/explain.png).
 
     python benchmarks/bench_explain.py [--checkpoint CKPT --data SYNTH_DIR] [--size 112]
-        [--temporal-stride 4] [--work DIR] [--clips 48] [--method gradcam] [--layer auto]
-        [--png docs/explain.png] [--ceiling]
+        [--temporal-stride 4] [--work DIR] [--clips 48] [--method gradcam|gradcam++|layercam]
+        [--layer auto] [--png docs/explain.png] [--ceiling]
     python benchmarks/bench_explain.py --timing   # seconds per 16×160² clip, fp32 and bf16
 """
 
