@@ -240,15 +240,15 @@ class Sum(StreamOp):
     def push(self, x: Chunk) -> Chunk:
         self.queued = _cat(self.queued, x)
         b = self.b.push(x)
-        return self._emit(self._run_2d(_frames(self.pending[1]) + _frames(b)
-                                       - _frames(self.pending[0])), b)
+        missing = _frames(self.pending[1]) + _frames(b) - _frames(self.pending[0])
+        return self._emit(self._run_2d(missing), b)  # only the 2D frames these sums need
 
     def precompute(self) -> None:
         self.b.precompute()
         self.pending[0] = _cat(self.pending[0], self._run_2d(None))
 
     def flush(self) -> Chunk:
-        out = self._emit(_cat(self._run_2d(None), self.a.flush()), self.b.flush())
+        out = self._emit(self._run_2d(None), self.b.flush())  # a per-frame branch holds none
         if any(p is not None for p in self.pending):
             raise RuntimeError("streaming branches ended with different lengths")
         return out
